@@ -1,0 +1,179 @@
+package config
+
+import "time"
+
+// Config is the whole decoded configuration file. It is a plain value: the
+// packages that act on it never see it; cmd/ turns it into their Options.
+type Config struct {
+	// Path is the file the config was read from; relative paths in it are
+	// resolved against its folder.
+	Path string
+
+	Server    Server
+	Admin     Admin
+	Log       Log
+	Upstreams map[string]*Upstream
+	Routes    []Route
+	// Coupon is nil when the file has no [coupon] table: no coupon answers.
+	Coupon *Coupon
+	Redis  Redis
+	Cache  Cache
+}
+
+// Server is the public listener.
+type Server struct {
+	Listen          string   `toml:"listen"`
+	ReadTimeout     Duration `toml:"read_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+	IdleTimeout     Duration `toml:"idle_timeout"`
+	MaxHeaderBytes  Size     `toml:"max_header_bytes"`
+	MaxBodyBytes    Size     `toml:"max_body_bytes"`
+	MaxConns        int      `toml:"max_conns"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	TrustedProxies  []string `toml:"trusted_proxies"`
+	TLSCertFile     string   `toml:"tls_cert_file"`
+	TLSKeyFile      string   `toml:"tls_key_file"`
+	// BufferBodyBytes: request bodies up to this size are read whole before
+	// forwarding, so an idempotent request can be retried; larger ones stream.
+	BufferBodyBytes Size `toml:"buffer_body_bytes"`
+}
+
+// Admin is the operator listener.
+type Admin struct {
+	Listen string `toml:"listen"`
+}
+
+// Log configures the application and access logs.
+type Log struct {
+	Level           string   `toml:"level"`
+	AccessLog       string   `toml:"access_log"`
+	AccessLogBuffer Size     `toml:"access_log_buffer"`
+	AccessLogFlush  Duration `toml:"access_log_flush"`
+}
+
+// Upstream is a named group of servers.
+type Upstream struct {
+	Servers           []string `toml:"servers"`
+	Balance           string   `toml:"balance"`
+	MaxConnsPerServer int      `toml:"max_conns_per_server"`
+	MaxIdleTime       Duration `toml:"max_idle_time"`
+	ConnectTimeout    Duration `toml:"connect_timeout"`
+	ResponseTimeout   Duration `toml:"response_timeout"`
+	Retries           int      `toml:"retries"`
+	Host              string   `toml:"host"`
+	MaxFails          int      `toml:"max_fails"`
+	FailTimeout       Duration `toml:"fail_timeout"`
+	HealthPath        string   `toml:"health_path"`
+	HealthInterval    Duration `toml:"health_interval"`
+	HealthTimeout     Duration `toml:"health_timeout"`
+	// ConnWaitTimeout bounds how long a request waits for a free pooled
+	// connection once max_conns_per_server are busy.
+	ConnWaitTimeout Duration `toml:"conn_wait_timeout"`
+}
+
+// Route maps a host and path prefix to an upstream.
+type Route struct {
+	Host        string   `toml:"host"`
+	PathPrefix  string   `toml:"path_prefix"`
+	Upstream    string   `toml:"upstream"`
+	StripPrefix bool     `toml:"strip_prefix"`
+	Timeout     Duration `toml:"timeout"`
+}
+
+// Coupon configures the coupon answers served by edgeproxy itself.
+type Coupon struct {
+	PathPrefix       string  `toml:"path_prefix"`
+	Host             string  `toml:"host"`
+	FallbackUpstream string  `toml:"fallback_upstream"`
+	Source           string  `toml:"source"`
+	File             string  `toml:"file"`
+	GeohashPrecision int     `toml:"geohash_precision"`
+	DefaultRadiusM   float64 `toml:"default_radius_m"`
+	MaxRadiusM       float64 `toml:"max_radius_m"`
+	DefaultLimit     int     `toml:"default_limit"`
+	MaxLimit         int     `toml:"max_limit"`
+}
+
+// Redis is where coupon writers put coupons (SPEC §5).
+type Redis struct {
+	Addrs          []string `toml:"addrs"`
+	Username       string   `toml:"username"`
+	Password       string   `toml:"password"`
+	DB             int      `toml:"db"`
+	KeyPrefix      string   `toml:"key_prefix"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	DialTimeout    Duration `toml:"dial_timeout"`
+}
+
+// Cache is the in-process coupon cache.
+type Cache struct {
+	MaxBytes     Size     `toml:"max_bytes"`
+	TTL          Duration `toml:"ttl"`
+	StaleIfError Duration `toml:"stale_if_error"`
+}
+
+func dur(d time.Duration) Duration { return Duration{d} }
+
+// DefaultServer and the other Default* functions give each table's values
+// when a key is left out; config.example.toml documents the same values.
+func DefaultServer() Server {
+	return Server{
+		Listen:          "0.0.0.0:8080",
+		ReadTimeout:     dur(10 * time.Second),
+		WriteTimeout:    dur(10 * time.Second),
+		IdleTimeout:     dur(75 * time.Second),
+		MaxHeaderBytes:  16 << 10,
+		MaxBodyBytes:    8 << 20,
+		MaxConns:        10000,
+		ShutdownTimeout: dur(15 * time.Second),
+		BufferBodyBytes: 64 << 10,
+	}
+}
+
+func DefaultAdmin() Admin { return Admin{Listen: "127.0.0.1:9901"} }
+
+func DefaultLog() Log {
+	return Log{Level: "info", AccessLog: "stdout", AccessLogBuffer: 256 << 10, AccessLogFlush: dur(time.Second)}
+}
+
+func DefaultUpstream() Upstream {
+	return Upstream{
+		Balance:           "round_robin",
+		MaxConnsPerServer: 1024,
+		MaxIdleTime:       dur(60 * time.Second),
+		ConnectTimeout:    dur(time.Second),
+		ResponseTimeout:   dur(10 * time.Second),
+		Retries:           1,
+		Host:              "preserve",
+		MaxFails:          3,
+		FailTimeout:       dur(10 * time.Second),
+		HealthInterval:    dur(5 * time.Second),
+		HealthTimeout:     dur(2 * time.Second),
+		ConnWaitTimeout:   dur(time.Second),
+	}
+}
+
+func DefaultCoupon() Coupon {
+	return Coupon{
+		PathPrefix:       "/coupons",
+		Source:           "redis",
+		GeohashPrecision: 5,
+		DefaultRadiusM:   2000,
+		MaxRadiusM:       20000,
+		DefaultLimit:     20,
+		MaxLimit:         100,
+	}
+}
+
+func DefaultRedis() Redis {
+	return Redis{
+		Addrs:          []string{"127.0.0.1:6379"},
+		KeyPrefix:      "coupon",
+		CommandTimeout: dur(200 * time.Millisecond),
+		DialTimeout:    dur(500 * time.Millisecond),
+	}
+}
+
+func DefaultCache() Cache {
+	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour)}
+}

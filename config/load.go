@@ -1,0 +1,202 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Load reads, decodes and validates the config file at path. Every problem
+// found is returned at once as Errors; a nil error means the config is
+// complete and usable.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, data)
+}
+
+// rawFile decodes each table separately, so one bad table does not hide
+// the errors of the others and each gets its defaults before decoding.
+type rawFile struct {
+	Server    toml.Primitive            `toml:"server"`
+	Admin     toml.Primitive            `toml:"admin"`
+	Log       toml.Primitive            `toml:"log"`
+	Upstreams map[string]toml.Primitive `toml:"upstreams"`
+	Routes    []toml.Primitive          `toml:"routes"`
+	Coupon    toml.Primitive            `toml:"coupon"`
+	Redis     toml.Primitive            `toml:"redis"`
+	Cache     toml.Primitive            `toml:"cache"`
+}
+
+// Parse is Load for text already read; path names the file in errors and
+// anchors relative paths.
+func Parse(path string, data []byte) (*Config, error) {
+	text := string(data)
+	loc := newLocator(text)
+	var errs Errors
+	place := func(e Error) Error {
+		e.File = path
+		if e.Line == 0 && e.Key != "" {
+			if p, ok := loc.find(e.Key); ok {
+				e.Line, e.Col = p.line, p.col
+			}
+		}
+		return e
+	}
+
+	var raw rawFile
+	md, err := toml.Decode(text, &raw)
+	if err != nil {
+		return nil, Errors{place(decodeError(err, ""))}
+	}
+
+	cfg := &Config{
+		Path:   path,
+		Server: DefaultServer(),
+		Admin:  DefaultAdmin(),
+		Log:    DefaultLog(),
+		Redis:  DefaultRedis(),
+		Cache:  DefaultCache(),
+	}
+	decode := func(key string, prim toml.Primitive, into any) {
+		if !md.IsDefined(strings.Split(key, ".")...) {
+			return
+		}
+		if err := md.PrimitiveDecode(prim, into); err != nil {
+			errs = append(errs, place(decodeError(err, key)))
+		}
+	}
+	decode("server", raw.Server, &cfg.Server)
+	decode("admin", raw.Admin, &cfg.Admin)
+	decode("log", raw.Log, &cfg.Log)
+	decode("redis", raw.Redis, &cfg.Redis)
+	decode("cache", raw.Cache, &cfg.Cache)
+	if md.IsDefined("coupon") {
+		c := DefaultCoupon()
+		decode("coupon", raw.Coupon, &c)
+		cfg.Coupon = &c
+	}
+
+	names := make([]string, 0, len(raw.Upstreams))
+	for name := range raw.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	cfg.Upstreams = make(map[string]*Upstream, len(names))
+	for _, name := range names {
+		u := DefaultUpstream()
+		if err := md.PrimitiveDecode(raw.Upstreams[name], &u); err != nil {
+			errs = append(errs, place(decodeError(err, "upstreams."+name)))
+		}
+		cfg.Upstreams[name] = &u
+	}
+	for i, prim := range raw.Routes {
+		var r Route
+		if err := md.PrimitiveDecode(prim, &r); err != nil {
+			errs = append(errs, place(decodeError(err, "routes["+strconv.Itoa(i)+"]")))
+		}
+		cfg.Routes = append(cfg.Routes, r)
+	}
+
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		if isChildOfFailedDecode(key, errs) {
+			continue
+		}
+		errs = append(errs, place(Error{Key: key, Msg: "unknown key"}))
+	}
+
+	var p problems
+	cfg.validate(&p)
+	for _, e := range p.list {
+		errs = append(errs, place(e))
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool {
+			if errs[i].Line == 0 || errs[j].Line == 0 {
+				return errs[i].Line != 0 && errs[j].Line == 0
+			}
+			return errs[i].Line < errs[j].Line
+		})
+		return nil, errs
+	}
+	cfg.resolvePaths()
+	return cfg, nil
+}
+
+var lineInMessage = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): `)
+
+// decodeError turns the TOML library's two error shapes (positioned
+// ParseError, and plain "toml: line N (last key …)" type errors) into one.
+func decodeError(err error, key string) Error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		e := Error{Key: pe.LastKey, Msg: pe.Message}
+		if e.Key == "" {
+			e.Key = key
+		}
+		if pe.Position.Line > 0 {
+			e.Line, e.Col = pe.Position.Line, pe.Position.Col
+		}
+		return e
+	}
+	msg := err.Error()
+	e := Error{Key: key}
+	if m := lineInMessage.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Key = m[2]
+		msg = msg[len(m[0]):]
+	}
+	e.Msg = strings.TrimPrefix(msg, "toml: ")
+	return e
+}
+
+// isChildOfFailedDecode: keys under a table whose decode failed are left
+// "undecoded" by the library; reporting them as unknown would be noise.
+func isChildOfFailedDecode(key string, errs Errors) bool {
+	for _, e := range errs {
+		k := stripIndexes(e.Key)
+		if k != "" && strings.HasPrefix(key, k+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvePaths anchors relative paths at the config file's folder.
+func (c *Config) resolvePaths() {
+	dir := filepath.Dir(c.Path)
+	if a, err := filepath.Abs(dir); err == nil {
+		dir = a
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.Server.TLSCertFile = abs(c.Server.TLSCertFile)
+	c.Server.TLSKeyFile = abs(c.Server.TLSKeyFile)
+	switch c.Log.AccessLog {
+	case "stdout", "stderr", "off", "":
+	default:
+		c.Log.AccessLog = abs(c.Log.AccessLog)
+	}
+	if c.Coupon != nil {
+		c.Coupon.File = abs(c.Coupon.File)
+	}
+}
+
+// String renders a one-line summary used in logs.
+func (c *Config) String() string {
+	return fmt.Sprintf("config %s: listen %s, %d upstreams, %d routes", c.Path, c.Server.Listen, len(c.Upstreams), len(c.Routes))
+}

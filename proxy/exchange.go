@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// exchange is one request's record, from arrival until its response body is
+// written: what the access log prints, and scratch space reused so that the
+// forwarding path allocates nothing. Pooled by Server.
+type exchange struct {
+	srv *Server
+
+	start, end time.Time
+	clientAddr netip.Addr
+
+	requestID []byte
+	client    []byte
+	method    []byte
+	host      []byte
+	target    []byte
+	cache     []byte
+
+	route            string
+	upstreamAddr     string
+	upstreamDuration time.Duration
+	status           int
+	bytesIn          int64
+	bytesOut         int64
+	cause            string
+
+	// streaming is set once the response body is a stream that owns this
+	// exchange: the server finishes it when the stream is closed.
+	streaming bool
+	reqBody   requestBody
+	respBody  responseBody
+
+	fields  []zap.Field
+	hfields []headerField
+	tokens  [][]byte
+	uri     []byte
+	xff     []byte
+	body    []byte
+}
+
+type exchangeKey struct{}
+
+func (ex *exchange) reset() {
+	srv := ex.srv
+	*ex = exchange{
+		srv:       srv,
+		requestID: ex.requestID[:0],
+		client:    ex.client[:0],
+		method:    ex.method[:0],
+		host:      ex.host[:0],
+		target:    ex.target[:0],
+		cache:     ex.cache[:0],
+		fields:    ex.fields[:0],
+		hfields:   ex.hfields[:0],
+		tokens:    ex.tokens[:0],
+		uri:       ex.uri[:0],
+		xff:       ex.xff[:0],
+		body:      ex.body[:0],
+	}
+}
+
+// begin records what the access log needs from the request, by copy: the
+// line may be written after the handler returned.
+func (ex *exchange) begin(ctx *fasthttp.RequestCtx, now time.Time) {
+	ex.start = now
+	h := &ctx.Request.Header
+	ex.method = append(ex.method, h.Method()...)
+	ex.host = append(ex.host, h.Host()...)
+	ex.target = append(ex.target, h.RequestURI()...)
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		ex.clientAddr = ap.Addr().Unmap()
+		ex.client = ex.clientAddr.AppendTo(ex.client)
+	}
+	if cl := h.ContentLength(); cl > 0 {
+		ex.bytesIn = int64(cl)
+	}
+}
+
+// requestBody reads the client's body for the upstream, enforcing
+// max_body_bytes on bodies of unknown length and telling client read
+// failures apart from upstream ones.
+type requestBody struct {
+	r     io.Reader
+	limit int64
+	n     int64
+	err   error // the client-side error, if any
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > b.limit {
+		b.err = errBodyTooLarge
+		return 0, b.err
+	}
+	if err != nil && err != io.EOF {
+		b.err = &clientBodyError{err: err}
+		return n, b.err
+	}
+	return n, err
+}
+
+// responseBody streams the upstream's body to the client and, when the
+// server closes it after writing, releases the upstream response and
+// finishes the exchange.
+type responseBody struct {
+	ex   *exchange
+	resp *fasthttp.Response
+	n    int64
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.resp.BodyStream().Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// CloseWithError implements fasthttp.ReadCloserWithError; err is the error
+// of writing the response, if any.
+func (b *responseBody) CloseWithError(err error) error {
+	ex := b.ex
+	fasthttp.ReleaseResponse(b.resp) // closes the stream: the connection goes back to the pool or is closed
+	b.resp = nil
+	ex.bytesOut = b.n
+	if err != nil && ex.cause == "" {
+		ex.cause = "writing response: " + err.Error()
+	}
+	ex.srv.finish(ex)
+	return nil
+}

@@ -1,0 +1,298 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Server is the public listener and its live routing state. It is safe for
+// concurrent use; Reload swaps the state whole.
+type Server struct {
+	fixed  Options // the start-time options; only the fixed fields are read
+	state  atomic.Pointer[state]
+	srv    *fasthttp.Server
+	log    *zap.Logger
+	access *AccessLog
+	now    func() time.Time
+
+	exchanges sync.Pool
+
+	requestIDPrefix [16]byte // hex of 8 random bytes, unique per process
+	requestIDSeq    atomic.Uint64
+
+	reloadMu sync.Mutex // serialises Reload
+}
+
+// state is everything a request reads, built whole and never changed.
+type state struct {
+	router          *router
+	upstreams       map[string]*upstream
+	trustedProxies  []netip.Prefix
+	maxBodyBytes    int64
+	bufferBodyBytes int64
+	opts            Options
+}
+
+func (st *state) trusted(a netip.Addr) bool {
+	for _, p := range st.trustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// New builds a Server; Serve starts it.
+func New(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{fixed: o, log: o.Logger, access: o.AccessLog, now: o.Now}
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, err
+	}
+	hex.Encode(s.requestIDPrefix[:], seed[:])
+	s.exchanges.New = func() any { return &exchange{srv: s} }
+
+	st, err := s.build(o, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleParseError,
+		Name:                          "edgeproxy",
+		Concurrency:                   o.MaxConns,
+		ReadBufferSize:                o.MaxHeaderBytes,
+		WriteBufferSize:               16 << 10,
+		ReadTimeout:                   o.ReadTimeout,
+		WriteTimeout:                  o.WriteTimeout,
+		IdleTimeout:                   o.IdleTimeout,
+		MaxRequestBodySize:            int(min(o.BufferBodyBytes, o.MaxBodyBytes)),
+		StreamRequestBody:             true,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		CloseOnShutdown:               true,
+		ReduceMemoryUsage:             true,
+		Logger:                        zapPrintf{o.Logger},
+	}
+	return s, nil
+}
+
+// build turns options into a new state, reusing the upstreams of prev whose
+// options are unchanged so their pools stay warm.
+func (s *Server) build(o Options, prev *state) (*state, error) {
+	st := &state{
+		upstreams:       make(map[string]*upstream, len(o.Upstreams)),
+		trustedProxies:  o.TrustedProxies,
+		maxBodyBytes:    o.MaxBodyBytes,
+		bufferBodyBytes: o.BufferBodyBytes,
+		opts:            o,
+	}
+	for name, uo := range o.Upstreams {
+		if len(uo.Servers) == 0 {
+			return nil, fmt.Errorf("upstream %s: no servers", name)
+		}
+		if prev != nil {
+			if old, ok := prev.upstreams[name]; ok && reflect.DeepEqual(old.opts, uo) {
+				st.upstreams[name] = old
+				continue
+			}
+		}
+		st.upstreams[name] = newUpstream(name, uo, s.now, s.log)
+	}
+	routes := make([]*route, 0, len(o.Routes))
+	for _, ro := range o.Routes {
+		r := &route{name: ro.Name, prefix: []byte(ro.PathPrefix), stripPrefix: ro.StripPrefix,
+			handler: ro.Handler, timeout: int64(ro.Timeout)}
+		r.host, r.wildcard = parseRouteHost(ro.Host)
+		if r.name == "" {
+			r.name = ro.Host + ro.PathPrefix
+		}
+		if ro.Handler == nil {
+			up, ok := st.upstreams[ro.Upstream]
+			if !ok {
+				return nil, fmt.Errorf("route %s: unknown upstream %q", r.name, ro.Upstream)
+			}
+			r.upstream = up
+		}
+		routes = append(routes, r)
+	}
+	st.router = newRouter(routes)
+	return st, nil
+}
+
+// Reload swaps in a state built from o. Requests in flight finish on the
+// old state; upstreams that are gone are closed once swapped out.
+func (s *Server) Reload(o Options) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.state.Load()
+	st, err := s.build(o, old)
+	if err != nil {
+		return err
+	}
+	var fixed []string
+	if o.Listen != s.fixed.Listen {
+		fixed = append(fixed, "server.listen")
+	}
+	if o.MaxConns != s.fixed.MaxConns {
+		fixed = append(fixed, "server.max_conns")
+	}
+	if o.MaxHeaderBytes != s.fixed.MaxHeaderBytes {
+		fixed = append(fixed, "server.max_header_bytes")
+	}
+	if o.ReadTimeout != s.fixed.ReadTimeout || o.WriteTimeout != s.fixed.WriteTimeout || o.IdleTimeout != s.fixed.IdleTimeout {
+		fixed = append(fixed, "server timeouts")
+	}
+	if o.TLSCertFile != s.fixed.TLSCertFile || o.TLSKeyFile != s.fixed.TLSKeyFile {
+		fixed = append(fixed, "server.tls_*")
+	}
+	if len(fixed) > 0 {
+		s.log.Warn("reload: these settings take effect only after a restart", zap.String("keys", strings.Join(fixed, ", ")))
+	}
+	for _, up := range st.upstreams {
+		if prevUp, ok := old.upstreams[up.name]; !ok || prevUp != up {
+			up.startHealthChecks()
+		}
+	}
+	s.state.Store(st)
+	for name, up := range old.upstreams {
+		if st.upstreams[name] != up {
+			up.close()
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	for _, up := range s.state.Load().upstreams {
+		up.startHealthChecks()
+	}
+	if s.fixed.TLSCertFile != "" {
+		return s.srv.ServeTLS(ln, s.fixed.TLSCertFile, s.fixed.TLSKeyFile)
+	}
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// closes idle connections, then closes the upstream pools.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	for _, up := range s.state.Load().upstreams {
+		up.close()
+	}
+	return err
+}
+
+// Handler is the request handler, for serving on a listener of one's own.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// UpstreamHandler forwards a request to the named upstream of whatever
+// state is live when it runs; a route handler uses it for its fallback.
+func (s *Server) UpstreamHandler(name string) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		st := s.state.Load()
+		ex, _ := ctx.UserValue(exchangeKey{}).(*exchange)
+		up := st.upstreams[name]
+		if ex == nil || up == nil {
+			writeError(ctx, fasthttp.StatusBadGateway)
+			return
+		}
+		ctx.Response.Reset()
+		s.forward(ctx, ex, st, nil, up)
+	}
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	st := s.state.Load()
+	ex := s.exchanges.Get().(*exchange)
+	ex.begin(ctx, s.now())
+	ex.requestID = s.appendRequestID(ex.requestID[:0])
+
+	path, _ := splitTarget(ctx.Request.Header.RequestURI())
+	rt := st.router.match(ctx.Request.Header.Host(), path)
+	switch {
+	case rt == nil:
+		ex.cause = "no route"
+		writeError(ctx, fasthttp.StatusNotFound)
+	case rt.handler != nil:
+		ex.route = rt.name
+		ctx.SetUserValue(exchangeKey{}, ex)
+		rt.handler(ctx)
+		ex.cache = append(ex.cache, ctx.Response.Header.Peek("X-Cache")...)
+	default:
+		ex.route = rt.name
+		s.forward(ctx, ex, st, rt, rt.upstream)
+	}
+	ex.status = ctx.Response.StatusCode()
+	if !ex.streaming {
+		ex.bytesOut = int64(len(ctx.Response.Body()))
+		s.finish(ex)
+	}
+	// A streaming exchange is finished by its body's CloseWithError.
+	ex = nil
+	ctx.SetUserValue(exchangeKey{}, nil)
+}
+
+// finish logs the exchange and returns it to the pool.
+func (s *Server) finish(ex *exchange) {
+	ex.end = s.now()
+	if s.access != nil {
+		s.access.write(ex)
+	}
+	ex.reset()
+	s.exchanges.Put(ex)
+}
+
+// handleParseError answers requests fasthttp could not parse.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	status := parseErrorStatus(err)
+	writeError(ctx, status)
+	ex := s.exchanges.Get().(*exchange)
+	ex.begin(ctx, s.now())
+	ex.requestID = s.appendRequestID(ex.requestID[:0])
+	ex.status = status
+	ex.cause = err.Error()
+	ex.bytesOut = int64(len(ctx.Response.Body()))
+	s.finish(ex)
+}
+
+// appendRequestID appends a new id: the process prefix and a counter.
+func (s *Server) appendRequestID(dst []byte) []byte {
+	dst = append(dst, s.requestIDPrefix[:]...)
+	n := s.requestIDSeq.Add(1)
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(n>>uint(shift))&0xf])
+	}
+	return dst
+}
+
+// zapPrintf adapts zap to fasthttp's Logger.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, args ...any) {
+	z.l.Debug(fmt.Sprintf(format, args...))
+}
