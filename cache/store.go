@@ -1,0 +1,426 @@
+// Package cache implements coupon.Store over two layers: an in-process
+// bigcache (L1) holding what a request needs ready to serve, in front of
+// rueidis server-assisted client-side caching (L2) of the Redis keys of
+// SPEC §5. Redis invalidation pushes keep both fresh.
+//
+// Freshness rule: an L1 entry records the invalidation generation of its
+// Redis key (a striped counter) and a global epoch as they were *before*
+// the read that filled it. An invalidation bumps the key's stripe (and
+// deletes the entry); a connection loss, FLUSHALL or anything after which
+// pushes may have been missed bumps the epoch. An entry whose recorded
+// generations differ from the live ones is never served fresh, so a fill
+// that races an invalidation cannot leave a stale entry behind.
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/allegro/bigcache/v3"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/edgeproxy/edgeproxy/coupon"
+)
+
+// Options configure a Store.
+type Options struct {
+	Addrs          []string
+	Username       string
+	Password       string
+	DB             int
+	KeyPrefix      string
+	CommandTimeout time.Duration
+	DialTimeout    time.Duration
+	// MaxBytes bounds L1.
+	MaxBytes int64
+	// TTL is the longest an answer is served without being re-read.
+	TTL time.Duration
+	// StaleIfError is how old an answer may be served while Redis is
+	// unreachable.
+	StaleIfError time.Duration
+	// Precision is the geohash precision; Redis's {prefix}:meta must agree.
+	Precision int
+	Logger    *zap.Logger
+	Now       func() time.Time
+}
+
+// ErrPrecisionMismatch: {prefix}:meta names another geohash precision.
+var ErrPrecisionMismatch = errors.New("geohash precision mismatch")
+
+const stripeCount = 1 << 14
+
+// Store is safe for concurrent use. Close stops it.
+type Store struct {
+	o   Options
+	log *zap.Logger
+	now func() time.Time
+
+	l1     *bigcache.BigCache
+	client atomic.Pointer[rueidis.Client] // nil until connected
+
+	epoch   atomic.Uint64
+	stripes [stripeCount]atomic.Uint64
+
+	// failedAt is when Redis last failed; for retryAfterError after it,
+	// requests do not wait on Redis again and go straight to what is cached.
+	failedAt atomic.Int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	Stats Stats
+}
+
+// Stats are counters for metrics, safe to read at any time.
+type Stats struct {
+	L1Hits, L2Hits, Misses, Stale, Unavailable atomic.Uint64
+	Invalidations, InvalidateAll, RedisErrors  atomic.Uint64
+	BadCoupons                                 atomic.Uint64
+}
+
+var _ coupon.Store = (*Store)(nil)
+
+// retryAfterError: after a failure Redis is not asked again for this long.
+const retryAfterError = 250 * time.Millisecond
+
+// New builds the store and connects to Redis. If Redis is unreachable the
+// store still starts, answers ErrUnavailable (so the caller falls back) and
+// keeps connecting in the background; a precision mismatch is an error.
+func New(o Options) (*Store, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	life := max(o.TTL, o.StaleIfError) + time.Minute
+	cfg := bigcache.Config{
+		Shards:             256,
+		LifeWindow:         life.Truncate(time.Second),
+		CleanWindow:        time.Minute,
+		MaxEntriesInWindow: 1 << 16,
+		MaxEntrySize:       512,
+		HardMaxCacheSize:   int(max(o.MaxBytes>>20, 1)),
+		StatsEnabled:       false, // it takes a write lock on every hit
+		Verbose:            false,
+	}
+	l1, err := bigcache.New(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bigcache: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{o: o, log: o.Logger, now: o.Now, l1: l1, ctx: ctx, cancel: cancel}
+	client, err := s.connect()
+	switch {
+	case errors.Is(err, ErrPrecisionMismatch):
+		cancel()
+		l1.Close()
+		return nil, err
+	case err != nil:
+		s.log.Warn("redis unreachable at start; coupon reads fall back until it answers", zap.Error(err))
+		s.failedAt.Store(s.now().UnixNano())
+		s.wg.Add(1)
+		go s.reconnect()
+	default:
+		s.client.Store(&client)
+	}
+	return s, nil
+}
+
+func (s *Store) connect() (rueidis.Client, error) {
+	client, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:      s.o.Addrs,
+		Username:         s.o.Username,
+		Password:         s.o.Password,
+		SelectDB:         s.o.DB,
+		OnInvalidations:  s.onInvalidations,
+		Dialer:           netDialer(s.o.DialTimeout),
+		ConnWriteTimeout: 3 * time.Second,
+		// A request never waits on rueidis's reconnect back-off: it has
+		// its own deadline and falls back on the first failure.
+		DisableRetry:      true,
+		CacheSizeEachConn: 32 << 20,
+		ClientName:        "edgeproxy",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPrecision(s.ctx, client, s.o.KeyPrefix, s.o.Precision, s.o.CommandTimeout); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return client, nil
+}
+
+// reconnect retries connecting until it succeeds or the store closes.
+func (s *Store) reconnect() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		client, err := s.connect()
+		if err == nil {
+			s.epoch.Add(1)
+			s.client.Store(&client)
+			s.log.Info("redis connected")
+			return
+		}
+		if errors.Is(err, ErrPrecisionMismatch) {
+			s.log.Error("redis has another geohash precision; coupon reads stay on the fallback", zap.Error(err))
+		}
+	}
+}
+
+// CheckPrecision compares {prefix}:meta precision with want; a missing
+// meta key (an empty store) passes.
+func CheckPrecision(ctx context.Context, client rueidis.Client, prefix string, want int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	key := prefix + ":meta"
+	v, err := client.Do(ctx, client.B().Hget().Key(key).Field("precision").Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", key, err)
+	}
+	if v != strconv.Itoa(want) {
+		return fmt.Errorf("%w: %s precision is %s but coupon.geohash_precision is %d; set geohash_precision = %s, or re-import the coupons with this precision into an empty key_prefix",
+			ErrPrecisionMismatch, key, v, want, v)
+	}
+	return nil
+}
+
+// Close stops background work and closes the Redis client and L1.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	if c := s.client.Load(); c != nil {
+		(*c).Close()
+	}
+	return s.l1.Close()
+}
+
+// Connected reports whether a Redis client is established and answering.
+func (s *Store) Connected() bool {
+	return s.client.Load() != nil && !s.recentlyFailed(s.now())
+}
+
+// onInvalidations runs on a rueidis connection's reader goroutine, once
+// per connection, concurrently: it only bumps counters and deletes.
+func (s *Store) onInvalidations(keys []rueidis.RedisMessage) {
+	if keys == nil {
+		// FLUSHALL, or a connection that closed: pushes may be lost.
+		s.epoch.Add(1)
+		s.Stats.InvalidateAll.Add(1)
+		return
+	}
+	for i := range keys {
+		k, err := keys[i].ToString()
+		if err != nil {
+			continue
+		}
+		s.Stats.Invalidations.Add(1)
+		s.stripeFor(k).Add(1)
+		if l1, ok := s.l1KeyOf(k); ok {
+			_ = s.l1.Delete(l1)
+		}
+	}
+}
+
+// L1 keys are the Redis key without the prefix: "id:X" and "cell:X".
+func (s *Store) l1KeyOf(redisKey string) (string, bool) {
+	p := s.o.KeyPrefix
+	if len(redisKey) > len(p) && redisKey[:len(p)] == p && redisKey[len(p)] == ':' {
+		return redisKey[len(p)+1:], true
+	}
+	return "", false
+}
+
+// stripeFor hashes a whole Redis key; stripeOf hashes one in pieces, so the
+// hot path finds the same stripe without building the key.
+func (s *Store) stripeFor(redisKey string) *atomic.Uint64 {
+	return &s.stripes[fnv(fnvOffset, redisKey)&(stripeCount-1)]
+}
+
+func (s *Store) stripeOf(l1Key []byte) *atomic.Uint64 {
+	h := fnv(fnvOffset, s.o.KeyPrefix)
+	h = fnv(h, ":")
+	h = fnv(h, view(l1Key))
+	return &s.stripes[h&(stripeCount-1)]
+}
+
+const fnvOffset = 14695981039346656037
+
+func fnv(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// An L1 value: epoch | generation | fetched (unix ns) | expires (unix ns) |
+// found (1 byte) | payload.
+const headerLen = 8 + 8 + 8 + 8 + 1
+
+type header struct {
+	epoch, gen       uint64
+	fetched, expires int64
+	found            bool
+}
+
+func appendValue(dst []byte, h header, payload []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, h.epoch)
+	dst = binary.LittleEndian.AppendUint64(dst, h.gen)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(h.fetched))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(h.expires))
+	f := byte(0)
+	if h.found {
+		f = 1
+	}
+	dst = append(dst, f)
+	return append(dst, payload...)
+}
+
+func parseValue(v []byte) (header, []byte, bool) {
+	if len(v) < headerLen {
+		return header{}, nil, false
+	}
+	return header{
+		epoch:   binary.LittleEndian.Uint64(v[0:]),
+		gen:     binary.LittleEndian.Uint64(v[8:]),
+		fetched: int64(binary.LittleEndian.Uint64(v[16:])),
+		expires: int64(binary.LittleEndian.Uint64(v[24:])),
+		found:   v[32] == 1,
+	}, v[headerLen:], true
+}
+
+// lookup is what L1 holds for a key: fresh, stale (kept for errors) or none.
+type lookup struct {
+	h       header
+	payload []byte
+	ok      bool // an entry exists
+	fresh   bool
+}
+
+func (s *Store) lookupL1(key []byte, now int64) lookup {
+	v, err := s.l1.Get(view(key))
+	if err != nil {
+		return lookup{}
+	}
+	h, payload, ok := parseValue(v)
+	if !ok {
+		return lookup{}
+	}
+	fresh := h.epoch == s.epoch.Load() && h.gen == s.stripeOf(key).Load() && now < h.expires
+	return lookup{h: h, payload: payload, ok: true, fresh: fresh}
+}
+
+// servableStale: while Redis fails, an entry up to StaleIfError old serves.
+func (s *Store) servableStale(l lookup, now int64) bool {
+	return l.ok && now-l.h.fetched <= int64(s.o.StaleIfError)
+}
+
+func (s *Store) recentlyFailed(now time.Time) bool {
+	return now.UnixNano()-s.failedAt.Load() < int64(retryAfterError)
+}
+
+func (s *Store) fail(err error) {
+	s.Stats.RedisErrors.Add(1)
+	s.failedAt.Store(s.now().UnixNano())
+	s.log.Debug("redis read failed", zap.Error(err))
+}
+
+// expiry is when a value read now stops being fresh: the TTL, or earlier
+// if rueidis's own cached copy was already older.
+func (s *Store) expiry(now time.Time, r rueidis.RedisResult) int64 {
+	exp := now.Add(s.o.TTL).UnixNano()
+	if pxat := r.CachePXAT(); pxat > 0 && pxat*int64(time.Millisecond) < exp {
+		exp = pxat * int64(time.Millisecond)
+	}
+	return exp
+}
+
+// keyBuf is a pooled buffer for building keys on the hot path.
+type keyBuf struct{ b []byte }
+
+var keyBufs = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 192)} }}
+
+// Coupon implements coupon.Store.
+func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
+	kb := keyBufs.Get().(*keyBuf)
+	defer keyBufs.Put(kb)
+	key := append(append(kb.b[:0], "id:"...), id...)
+	kb.b = key
+	now := s.now()
+	l := s.lookupL1(key, now.UnixNano())
+	if l.fresh {
+		s.Stats.L1Hits.Add(1)
+		return found(l), coupon.Hit, nil
+	}
+	cp := s.client.Load()
+	if cp == nil || s.recentlyFailed(now) {
+		return s.staleCoupon(l, now)
+	}
+	client := *cp
+	e0, g0 := s.epoch.Load(), s.stripeOf(key).Load()
+	redisKey := s.o.KeyPrefix + ":" + string(key)
+	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
+	res := client.DoCache(ctx, client.B().Get().Key(redisKey).Cache(), s.o.TTL)
+	cancel()
+	raw, err := res.AsBytes()
+	notFound := rueidis.IsRedisNil(err)
+	if err != nil && !notFound {
+		s.fail(err)
+		return s.staleCoupon(l, now)
+	}
+	st := s.countFill(res)
+	h := header{epoch: e0, gen: g0, fetched: now.UnixNano(), expires: s.expiry(now, res), found: !notFound}
+	_ = s.l1.Set(redisKey[len(s.o.KeyPrefix)+1:], appendValue(make([]byte, 0, headerLen+len(raw)), h, raw))
+	if notFound {
+		return nil, st, nil
+	}
+	return raw, st, nil
+}
+
+func found(l lookup) []byte {
+	if !l.h.found {
+		return nil
+	}
+	return l.payload
+}
+
+func (s *Store) staleCoupon(l lookup, now time.Time) ([]byte, coupon.Status, error) {
+	if s.servableStale(l, now.UnixNano()) {
+		s.Stats.Stale.Add(1)
+		return found(l), coupon.Stale, nil
+	}
+	s.Stats.Unavailable.Add(1)
+	return nil, coupon.Stale, coupon.ErrUnavailable
+}
+
+func (s *Store) countFill(res rueidis.RedisResult) coupon.Status {
+	if res.IsCacheHit() {
+		s.Stats.L2Hits.Add(1)
+		return coupon.Hit
+	}
+	s.Stats.Misses.Add(1)
+	return coupon.Miss
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/edgeproxy/edgeproxy/admin"
+	"github.com/edgeproxy/edgeproxy/config"
+	"github.com/edgeproxy/edgeproxy/proxy"
+)
+
+// app is one running edgeproxy: the proxy, its coupon service, the admin
+// listener, and what the last reload did.
+type app struct {
+	path    string
+	log     *zap.Logger
+	access  *proxy.AccessLog
+	proxy   *proxy.Server
+	coupons *couponService // nil without [coupon]
+
+	cfg        atomic.Pointer[config.Config]
+	lastReload atomic.Pointer[reloadResult]
+}
+
+type reloadResult struct {
+	At  time.Time
+	Err string
+}
+
+func newLogger(level string, w io.Writer) *zap.Logger {
+	var lvl zapcore.Level
+	_ = lvl.Set(level)
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+		TimeKey: "time", LevelKey: "level", MessageKey: "msg", StacktraceKey: "stack",
+		EncodeTime: zapcore.ISO8601TimeEncoder, EncodeLevel: zapcore.LowercaseLevelEncoder,
+		EncodeDuration: zapcore.StringDurationEncoder, LineEnding: zapcore.DefaultLineEnding,
+	})
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl))
+}
+
+func openAccessLog(c *config.Config) (*proxy.AccessLog, error) {
+	if c.Log.AccessLog == "off" {
+		return nil, nil
+	}
+	return proxy.NewAccessLog(proxy.AccessLogOptions{
+		Path:          c.Log.AccessLog,
+		BufferSize:    int(c.Log.AccessLogBuffer),
+		FlushInterval: c.Log.AccessLogFlush.Duration,
+	})
+}
+
+// serve runs until SIGTERM or SIGINT and returns the exit code.
+func serve(cfg *config.Config, stderr io.Writer) int {
+	log := newLogger(cfg.Log.Level, stderr)
+	defer log.Sync()
+	fail := func(msg string, err error) int {
+		log.Error(msg, zap.Error(err))
+		return 1
+	}
+
+	access, err := openAccessLog(cfg)
+	if err != nil {
+		return fail("opening access log", err)
+	}
+	a := &app{path: cfg.Path, log: log, access: access}
+	a.cfg.Store(cfg)
+
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	if cfg.Coupon != nil {
+		a.coupons, err = newCouponService(baseCtx, cfg, log)
+		if err != nil {
+			return fail("starting coupon service", err)
+		}
+		defer a.coupons.Close()
+	}
+
+	opts := a.options(cfg)
+	a.proxy, err = proxy.New(opts)
+	if err != nil {
+		return fail("building proxy", err)
+	}
+	if a.coupons != nil {
+		a.coupons.setFallback(a.proxy)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fail("listening", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		return fail("admin listener", err)
+	}
+	adm := admin.New(admin.Options{Readiness: admin.ReadinessFunc(a.ready)})
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- a.proxy.Serve(ln) }()
+	go func() { serveErr <- adm.Serve(adminLn) }()
+	log.Info("edgeproxy started", zap.String("version", version), zap.String("listen", ln.Addr().String()),
+		zap.String("admin", adminLn.Addr().String()), zap.String("config", cfg.Path))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-serveErr:
+			if err != nil {
+				return fail("listener stopped", err)
+			}
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				a.reload()
+			case syscall.SIGUSR1:
+				if err := a.access.Reopen(); err != nil {
+					log.Error("reopening access log", zap.Error(err))
+				} else {
+					log.Info("access log reopened")
+				}
+			default:
+				return a.shutdown(adm, sig)
+			}
+		}
+	}
+}
+
+// options builds the proxy's options, the coupon route included.
+func (a *app) options(cfg *config.Config) proxy.Options {
+	o := proxyOptions(cfg)
+	o.Logger = a.log
+	o.AccessLog = a.access
+	if a.coupons != nil {
+		o.Routes = append(o.Routes, proxy.RouteOptions{
+			Name:       "coupon",
+			Host:       cfg.Coupon.Host,
+			PathPrefix: cfg.Coupon.PathPrefix,
+			Handler:    a.coupons.handle,
+		})
+	}
+	return o
+}
+
+// reload re-reads the config file; a bad one is refused and logged with
+// every error, and the running config keeps serving.
+func (a *app) reload() {
+	start := time.Now()
+	cfg, err := config.Load(a.path)
+	if err == nil && cfg.Coupon != nil && a.coupons != nil {
+		err = a.coupons.reload(cfg)
+	} else if err == nil && (cfg.Coupon == nil) != (a.coupons == nil) {
+		err = errors.New("adding or removing [coupon] needs a restart")
+	}
+	if err == nil {
+		err = a.proxy.Reload(a.options(cfg))
+	}
+	if err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				a.log.Error("reload refused", zap.String("error", e.Error()))
+			}
+		} else {
+			a.log.Error("reload refused", zap.Error(err))
+		}
+		a.lastReload.Store(&reloadResult{At: start, Err: err.Error()})
+		return
+	}
+	a.cfg.Store(cfg)
+	a.lastReload.Store(&reloadResult{At: start})
+	a.log.Info("configuration reloaded", zap.String("config", a.path), zap.Duration("took", time.Since(start)))
+}
+
+func (a *app) shutdown(adm *admin.Server, sig os.Signal) int {
+	cfg := a.cfg.Load()
+	a.log.Info("shutting down", zap.String("signal", sig.String()), zap.Duration("timeout", cfg.Server.ShutdownTimeout.Duration))
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	code := 0
+	if err := a.proxy.Shutdown(ctx); err != nil {
+		a.log.Warn("requests still running at the shutdown timeout were cut", zap.Error(err))
+	}
+	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), time.Second)
+	defer cancelAdmin()
+	_ = adm.Shutdown(adminCtx)
+	if err := a.access.Close(); err != nil {
+		a.log.Error("flushing access log", zap.Error(err))
+	}
+	a.log.Info("stopped")
+	return code
+}
+
+func (a *app) ready() (bool, map[string]string) {
+	detail := map[string]string{"config": a.path}
+	if r := a.lastReload.Load(); r != nil {
+		detail["last_reload"] = r.At.Format(time.RFC3339)
+		if r.Err != "" {
+			detail["last_reload_error"] = r.Err
+		}
+	}
+	if a.coupons != nil {
+		detail["coupon_store"] = a.coupons.storeState()
+	}
+	return true, detail
+}
+
+
+

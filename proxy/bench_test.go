@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap"
+)
+
+// benchProxy is a proxy handler forwarding to a fasthttp upstream that
+// answers 128 bytes, and a client connection to drive it in memory.
+func benchProxy(b *testing.B, withLog bool) (*fasthttp.Client, func()) {
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 128)
+	upSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }}
+	go upSrv.Serve(upLn)
+
+	o := testOptions()
+	o.Logger = zap.NewNop()
+	o.Upstreams["up"] = testUpstreamOptions(upLn.Addr().String())
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up"}}
+	if withLog {
+		al, err := NewAccessLog(AccessLogOptions{Path: "/dev/null", BufferSize: 256 << 10, FlushInterval: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.AccessLog = al
+	}
+	s, err := New(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	go s.Serve(ln)
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	return c, func() {
+		ln.Close()
+		upSrv.Shutdown()
+		if o.AccessLog != nil {
+			o.AccessLog.Close()
+		}
+	}
+}
+
+func benchmarkProxied(b *testing.B, withLog bool) {
+	c, stop := benchProxy(b, withLog)
+	defer stop()
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	req.SetRequestURI("http://edge.test/news/item?id=1")
+	req.Header.Set("X-Forwarded-For", "10.0.0.1")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("%v %d", err, resp.StatusCode())
+		}
+	}
+}
+
+// BenchmarkProxiedRequest measures one request through the whole proxy
+// (client → edgeproxy → upstream on loopback); allocations counted are
+// the process's, the client's and upstream's included.
+func BenchmarkProxiedRequest(b *testing.B)       { benchmarkProxied(b, false) }
+func BenchmarkProxiedRequestLogged(b *testing.B) { benchmarkProxied(b, true) }
+
+// handlerHarness drives the proxy's handler directly, as the server does,
+// against a fasthttp upstream on loopback: what it allocates is the
+// forwarding path's alone.
+func handlerHarness(t testing.TB) (serve func(), stop func()) {
+	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	upSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("0123456789") }}
+	go upSrv.Serve(upLn)
+	o := testOptions()
+	o.Upstreams["up"] = testUpstreamOptions(upLn.Addr().String())
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up"}}
+	al, _ := NewAccessLog(AccessLogOptions{Path: "/dev/null", BufferSize: 256 << 10, FlushInterval: time.Second})
+	o.AccessLog = al
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.DisableNormalizing()
+	req.SetRequestURI("/news/item?id=1")
+	req.Header.SetHost("edge.test")
+	req.Header.Set("X-Forwarded-For", "10.0.0.1")
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
+	serve = func() {
+		s.handle(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+		// What the server does after the handler: write and close the body.
+		if ctx.Response.IsBodyStream() {
+			io.Copy(io.Discard, ctx.Response.BodyStream())
+		}
+		ctx.Response.Reset()
+	}
+	return serve, func() { upSrv.Shutdown(); al.Close() }
+}
+
+// TestForwardingPathAllocations pins the allocations of the proxy's own
+// handler per forwarded request.
+func TestForwardingPathAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	serve, stop := handlerHarness(t)
+	defer stop()
+	for i := 0; i < 100; i++ {
+		serve()
+	}
+	allocs := testing.AllocsPerRun(1000, serve)
+	t.Logf("forwarding path: %.1f allocs per request", allocs)
+	if allocs > maxForwardAllocs {
+		t.Errorf("forwarding path allocates %.1f times per request; budget %d", allocs, maxForwardAllocs)
+	}
+}
+
+func BenchmarkForwardingPath(b *testing.B) {
+	serve, stop := handlerHarness(b)
+	defer stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		serve()
+	}
+}
+
+// maxForwardAllocs is the budget pinned by TestForwardingPathAllocations.
+const maxForwardAllocs = 10
