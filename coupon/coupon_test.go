@@ -64,7 +64,7 @@ func TestGeohashKnownValues(t *testing.T) {
 		want     string
 	}{
 		{57.64911, 10.40744, 11, "u4pruydqqvj"}, // the example from geohash.org
-		{35.681236, 139.767125, 5, "xn76u"},      // Tokyo Station
+		{35.681236, 139.767125, 5, "xn76u"},     // Tokyo Station
 		{-90, -180, 5, "00000"},
 		{90, 180, 5, "zzzzz"},
 		{0, 0, 1, "s"},

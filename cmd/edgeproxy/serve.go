@@ -215,6 +215,3 @@ func (a *app) ready() (bool, map[string]string) {
 	}
 	return true, detail
 }
-
-
-
