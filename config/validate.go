@@ -38,7 +38,7 @@ func (c *Config) validate(p *problems) {
 	}
 
 	listenAddr(p, "admin.listen", c.Admin.Listen)
-	if c.Admin.Listen != "" && c.Admin.Listen == s.Listen {
+	if c.Admin.Listen != "" && c.Admin.Listen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
 		p.add("admin.listen", "must differ from server.listen (%s): the admin listener is never public", s.Listen)
 	}
 

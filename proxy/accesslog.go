@@ -49,15 +49,14 @@ func NewAccessLog(o AccessLogOptions) (*AccessLog, error) {
 	}
 	a.sink = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: o.BufferSize, FlushInterval: o.FlushInterval}
 	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		TimeKey:        "time",
-		MessageKey:     zapcore.OmitKey,
-		LevelKey:       zapcore.OmitKey,
-		CallerKey:      zapcore.OmitKey,
-		StacktraceKey:  zapcore.OmitKey,
-		NameKey:        zapcore.OmitKey,
-		EncodeTime:     zapcore.RFC3339NanoTimeEncoder,
-		EncodeDuration: zapcore.MillisDurationEncoder,
-		LineEnding:     zapcore.DefaultLineEnding,
+		TimeKey:       "time",
+		MessageKey:    zapcore.OmitKey,
+		LevelKey:      zapcore.OmitKey,
+		CallerKey:     zapcore.OmitKey,
+		StacktraceKey: zapcore.OmitKey,
+		NameKey:       zapcore.OmitKey,
+		EncodeTime:    zapcore.RFC3339NanoTimeEncoder,
+		LineEnding:    zapcore.DefaultLineEnding,
 	})
 	a.logger = zap.New(zapcore.NewCore(enc, a.sink, zapcore.InfoLevel))
 	return a, nil
@@ -133,10 +132,10 @@ func (a *AccessLog) write(ex *exchange) {
 		zap.Int("status", ex.status),
 		zap.Int64("bytes_in", ex.bytesIn),
 		zap.Int64("bytes_out", ex.bytesOut),
-		zap.Duration("duration_ms", ex.end.Sub(ex.start)),
+		zap.Float64("duration_ms", millis(ex.end.Sub(ex.start))),
 		zap.String("route", ex.route),
 		zap.String("upstream", ex.upstreamAddr),
-		zap.Duration("upstream_ms", ex.upstreamDuration),
+		zap.Float64("upstream_ms", millis(ex.upstreamDuration)),
 	)
 	if ex.cause != "" {
 		f = append(f, zap.String("error", ex.cause))
@@ -147,6 +146,9 @@ func (a *AccessLog) write(ex *exchange) {
 	ex.fields = f
 	ce.Write(f...)
 }
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d/time.Microsecond) / 1000 }
 
 // view returns b as a string without copying; only for values encoded
 // before b changes.

@@ -68,6 +68,12 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		return 1
 	}
 
+	// Signals are taken over first: a SIGHUP during start-up must not
+	// kill the process with the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
 	access, err := openAccessLog(cfg)
 	if err != nil {
 		return fail("opening access log", err)
@@ -111,9 +117,6 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	log.Info("edgeproxy started", zap.String("version", version), zap.String("listen", ln.Addr().String()),
 		zap.String("admin", adminLn.Addr().String()), zap.String("config", cfg.Path))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-serveErr:

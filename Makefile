@@ -1,0 +1,60 @@
+# edgeproxy — run `make help` for the targets.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BIN       := bin/edgeproxy
+CONFIG    ?= config.example.toml
+FUZZTIME  ?= 30s
+BENCHTIME ?= 2s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/edgeproxy
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgeproxy
+
+.PHONY: run
+run: build ## run edgeproxy with config.example.toml (CONFIG=FILE for another)
+	$(BIN) -config $(CONFIG)
+
+.PHONY: check-config
+check-config: build ## check CONFIG like nginx -t
+	$(BIN) -t -config $(CONFIG)
+
+.PHONY: test
+test: vet ## go vet, then every test with the race detector (fuzz seeds included)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: test-short
+test-short: ## the tests without the race detector and the 1 GiB body test
+	$(GO) test -short -count=1 ./...
+
+.PHONY: vet
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@for target in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/func //'); do \
+		pkg=$$(grep -rlE "^func $$target\(" --include='*_test.go' . | head -1 | xargs dirname); \
+		echo "== $$pkg $$target"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+.PHONY: bench-go
+bench-go: ## Go micro-benchmarks of the hot paths (allocs reported)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+.PHONY: sample-data
+sample-data: ## regenerate testdata/coupons.jsonl
+	$(GO) run ./cmd/gencoupons > testdata/coupons.jsonl
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin
