@@ -79,6 +79,7 @@ var errorBodies = map[int][]byte{
 	fasthttp.StatusBadGateway:                  []byte(`{"error":"bad gateway"}`),
 	fasthttp.StatusServiceUnavailable:          []byte(`{"error":"service unavailable"}`),
 	fasthttp.StatusGatewayTimeout:              []byte(`{"error":"gateway timeout"}`),
+	fasthttp.StatusHTTPVersionNotSupported:     []byte(`{"error":"http version not supported"}`),
 }
 
 var (
@@ -98,9 +99,11 @@ func writeError(ctx *fasthttp.RequestCtx, status int) {
 		body = []byte(`{"error":"error"}`)
 	}
 	resp.SetBodyRaw(body)
-	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest || status == fasthttp.StatusRequestTimeout {
-		// The rest of the request body is unread: the connection cannot
-		// carry another request.
+	switch status {
+	case fasthttp.StatusBadRequest, fasthttp.StatusRequestTimeout, fasthttp.StatusRequestEntityTooLarge,
+		fasthttp.StatusRequestHeaderFieldsTooLarge, fasthttp.StatusHTTPVersionNotSupported:
+		// The request's framing is in doubt or its body unread: the
+		// connection cannot carry another request.
 		ctx.SetConnectionClose()
 	}
 }

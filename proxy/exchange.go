@@ -91,19 +91,25 @@ func (ex *exchange) begin(ctx *fasthttp.RequestCtx, now time.Time) {
 // max_body_bytes on bodies of unknown length and telling client read
 // failures apart from upstream ones.
 type requestBody struct {
-	r     io.Reader
-	limit int64
-	n     int64
-	err   error // the client-side error, if any
+	prefix []byte // already read from r, sent first
+	r      io.Reader
+	limit  int64
+	n      int64
+	err    error // the client-side error, if any
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if len(b.prefix) > 0 {
+		n := copy(p, b.prefix)
+		b.prefix = b.prefix[n:]
+		return n, nil
+	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if b.n > b.limit {
+	if b.n+int64(len(b.prefix)) > b.limit {
 		b.err = errBodyTooLarge
 		return 0, b.err
 	}

@@ -52,8 +52,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 		out.Header.SetHost(up.opts.Host)
 	}
 
-	// Small bodies are read whole so that a retry can send them again;
-	// larger ones and bodies of unknown length stream with bounded memory.
+	// Small bodies are read whole, so a retry can send them again and a
+	// chunked body's framing is checked before anything is forwarded;
+	// larger ones stream with bounded memory.
 	replayable := true
 	switch {
 	case cl == 0 || cl == -2: // no body
@@ -61,12 +62,25 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 		var err error
 		ex.body, err = readFull(ex.body[:0], ctx.RequestBodyStream(), cl)
 		if err != nil {
-			f := classify(&clientBodyError{err: err})
-			ex.cause = "reading client body: " + err.Error()
-			writeError(ctx, f.status)
+			s.clientBodyFailed(ctx, ex, err)
 			return
 		}
 		out.SetBodyRaw(ex.body)
+	case cl == -1: // chunked
+		var whole bool
+		var err error
+		ex.body, whole, err = readUpTo(ex.body[:0], ctx.RequestBodyStream(), min(st.bufferBodyBytes, st.maxBodyBytes)+1)
+		switch {
+		case err != nil:
+			s.clientBodyFailed(ctx, ex, err)
+			return
+		case whole:
+			out.SetBodyRaw(ex.body) // forwarded with a Content-Length
+		default:
+			ex.reqBody = requestBody{prefix: ex.body, r: ctx.RequestBodyStream(), limit: st.maxBodyBytes}
+			out.SetBodyStream(&ex.reqBody, -1)
+			replayable = false
+		}
 	default:
 		ex.reqBody = requestBody{r: ctx.RequestBodyStream(), limit: st.maxBodyBytes}
 		out.SetBodyStream(&ex.reqBody, cl)
@@ -185,6 +199,30 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, ex *exchange, resp *fasthttp.Re
 	ex.respBody = responseBody{ex: ex, resp: resp}
 	ex.streaming = true
 	ctx.Response.SetBodyStream(&ex.respBody, cl)
+}
+
+// clientBodyFailed answers a request whose body could not be read.
+func (s *Server) clientBodyFailed(ctx *fasthttp.RequestCtx, ex *exchange, err error) {
+	ex.cause = "reading client body: " + err.Error()
+	writeError(ctx, classify(&clientBodyError{err: err}).status)
+}
+
+// readUpTo reads r onto dst until EOF or limit bytes; whole reports EOF.
+func readUpTo(dst []byte, r io.Reader, limit int64) ([]byte, bool, error) {
+	for int64(len(dst)) < limit {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):min(int64(cap(dst)), limit)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, true, nil
+		}
+		if err != nil {
+			return dst, false, err
+		}
+	}
+	return dst, false, nil
 }
 
 // readFull reads exactly n bytes of r onto dst.

@@ -232,8 +232,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ex.requestID = s.appendRequestID(ex.requestID[:0])
 
 	path, _ := splitTarget(ctx.Request.Header.RequestURI())
-	rt := st.router.match(ctx.Request.Header.Host(), path)
+	var rt *route
+	status, headErr := checkRequestHead(&ctx.Request.Header)
+	if status == 0 {
+		rt = st.router.match(ctx.Request.Header.Host(), path)
+	}
 	switch {
+	case status != 0:
+		ex.cause = headErr.Error()
+		writeError(ctx, status)
 	case rt == nil:
 		ex.cause = "no route"
 		writeError(ctx, fasthttp.StatusNotFound)
