@@ -27,8 +27,8 @@ func (f ReadinessFunc) Ready() (bool, map[string]string) { return f() }
 // Options configure the admin server. Metrics and Status may be nil.
 type Options struct {
 	Readiness Readiness
-	// Metrics writes the Prometheus text exposition.
-	Metrics func(w io.Writer)
+	// Metrics serves the Prometheus text exposition.
+	Metrics http.Handler
 	// Status serves the operator's HTML page.
 	Status http.Handler
 }
@@ -57,10 +57,7 @@ func New(o Options) *Server {
 		json.NewEncoder(w).Encode(map[string]any{"ready": ok, "detail": detail})
 	})
 	if o.Metrics != nil {
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-			o.Metrics(w)
-		})
+		mux.Handle("GET /metrics", o.Metrics)
 	}
 	if o.Status != nil {
 		mux.Handle("GET /status", o.Status)

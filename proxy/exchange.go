@@ -27,6 +27,7 @@ type exchange struct {
 	cache     []byte
 
 	route            string
+	metrics          *routeMetrics
 	upstreamAddr     string
 	upstreamDuration time.Duration
 	status           int

@@ -112,7 +112,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 		resp := fasthttp.AcquireResponse()
 		resp.Header.SetNoDefaultContentType(true)
 		srv.requests.Add(1)
-		srv.inflight.Add(1)
+		srv.metrics.attempts.Inc()
+		if attempt > 0 {
+			srv.metrics.retries.Inc()
+		}
+		if srv.inflight.Add(1) > int64(up.opts.MaxConnsPerServer) {
+			srv.metrics.poolWaits.Inc()
+		}
 		err := srv.hc.DoDeadline(out, resp, now.Add(timeout))
 		srv.inflight.Add(-1)
 		ex.upstreamAddr = srv.addr

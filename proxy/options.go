@@ -32,6 +32,8 @@ type Options struct {
 	// (nil: no access log).
 	Logger    *zap.Logger
 	AccessLog *AccessLog
+	// Metrics records requests; nil records nothing.
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -18,6 +18,7 @@ type route struct {
 	upstream    *upstream // nil when handler is set
 	handler     fasthttp.RequestHandler
 	timeout     int64 // nanoseconds; 0 = upstream's response timeout
+	metrics     routeMetrics
 }
 
 // router finds the longest matching prefix among the routes whose host

@@ -33,6 +33,8 @@ type Server struct {
 	requestIDSeq    atomic.Uint64
 
 	reloadMu sync.Mutex // serialises Reload
+
+	noRoute routeMetrics // requests that matched no route or did not parse
 }
 
 // state is everything a request reads, built whole and never changed.
@@ -69,6 +71,7 @@ func New(o Options) (*Server, error) {
 	}
 	hex.Encode(s.requestIDPrefix[:], seed[:])
 	s.exchanges.New = func() any { return &exchange{srv: s} }
+	s.noRoute = o.Metrics.forRoute("(none)")
 
 	st, err := s.build(o, nil)
 	if err != nil {
@@ -119,7 +122,7 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 				continue
 			}
 		}
-		st.upstreams[name] = newUpstream(name, uo, s.now, s.log)
+		st.upstreams[name] = newUpstream(name, uo, s.now, s.log, o.Metrics)
 	}
 	routes := make([]*route, 0, len(o.Routes))
 	for _, ro := range o.Routes {
@@ -129,6 +132,7 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		if r.name == "" {
 			r.name = ro.Host + ro.PathPrefix
 		}
+		r.metrics = o.Metrics.forRoute(r.name)
 		if ro.Handler == nil {
 			up, ok := st.upstreams[ro.Upstream]
 			if !ok {
@@ -237,6 +241,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if status == 0 {
 		rt = st.router.match(ctx.Request.Header.Host(), path)
 	}
+	ex.metrics = &s.noRoute
 	switch {
 	case status != 0:
 		ex.cause = headErr.Error()
@@ -246,11 +251,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusNotFound)
 	case rt.handler != nil:
 		ex.route = rt.name
+		ex.metrics = &rt.metrics
 		ctx.SetUserValue(exchangeKey{}, ex)
 		rt.handler(ctx)
 		ex.cache = append(ex.cache, ctx.Response.Header.Peek("X-Cache")...)
 	default:
 		ex.route = rt.name
+		ex.metrics = &rt.metrics
 		s.forward(ctx, ex, st, rt, rt.upstream)
 	}
 	ex.status = ctx.Response.StatusCode()
@@ -266,6 +273,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // finish logs the exchange and returns it to the pool.
 func (s *Server) finish(ex *exchange) {
 	ex.end = s.now()
+	if ex.metrics != nil {
+		ex.metrics.observe(ex.status, ex.end.Sub(ex.start).Seconds())
+	}
 	if s.access != nil {
 		s.access.write(ex)
 	}
@@ -282,6 +292,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	ex.requestID = s.appendRequestID(ex.requestID[:0])
 	ex.status = status
 	ex.cause = err.Error()
+	ex.metrics = &s.noRoute
 	ex.bytesOut = int64(len(ctx.Response.Body()))
 	s.finish(ex)
 }

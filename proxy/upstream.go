@@ -40,17 +40,19 @@ type server struct {
 	downUntil   atomic.Int64 // unix nanoseconds; 0 = never taken out
 	checkFailed atomic.Bool  // the last active health check failed
 
-	// Counters for metrics and the status page.
+	// Counters for the status page; metrics has the Prometheus series.
 	requests atomic.Uint64
 	failures atomic.Uint64
+	metrics  serverMetrics
 }
 
-func newUpstream(name string, o UpstreamOptions, now func() time.Time, log *zap.Logger) *upstream {
+func newUpstream(name string, o UpstreamOptions, now func() time.Time, log *zap.Logger, m *Metrics) *upstream {
 	u := &upstream{name: name, opts: o, now: now, log: log}
 	for _, addr := range o.Servers {
 		d := &dialer{connectTimeout: o.ConnectTimeout, ioTimeout: o.ResponseTimeout}
 		u.servers = append(u.servers, &server{
-			addr: addr,
+			addr:    addr,
+			metrics: m.forServer(name, addr),
 			hc: &fasthttp.HostClient{
 				Addr:                          addr,
 				Dial:                          d.dial,
@@ -89,6 +91,7 @@ func (s *server) available(now time.Time) bool {
 // fail records one passive-health failure.
 func (s *server) fail(now time.Time, maxFails int, window time.Duration) (tookOut bool) {
 	s.failures.Add(1)
+	s.metrics.failures.Inc()
 	if maxFails <= 0 {
 		return false
 	}

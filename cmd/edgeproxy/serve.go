@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -28,13 +30,12 @@ type app struct {
 	proxy   *proxy.Server
 	coupons *couponService // nil without [coupon]
 
-	cfg        atomic.Pointer[config.Config]
-	lastReload atomic.Pointer[reloadResult]
-}
+	metrics *proxy.Metrics
+	reloads *prometheus.CounterVec
+	started time.Time
 
-type reloadResult struct {
-	At  time.Time
-	Err string
+	cfg        atomic.Pointer[config.Config]
+	lastReload atomic.Pointer[admin.Reload]
 }
 
 func newLogger(level string, w io.Writer) *zap.Logger {
@@ -78,7 +79,8 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	if err != nil {
 		return fail("opening access log", err)
 	}
-	a := &app{path: cfg.Path, log: log, access: access}
+	reg := prometheus.NewRegistry()
+	a := &app{path: cfg.Path, log: log, access: access, metrics: proxy.NewMetrics(reg), reloads: newReloadCounter(), started: time.Now()}
 	a.cfg.Store(cfg)
 
 	baseCtx, cancelBase := context.WithCancel(context.Background())
@@ -109,7 +111,12 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		ln.Close()
 		return fail("admin listener", err)
 	}
-	adm := admin.New(admin.Options{Readiness: admin.ReadinessFunc(a.ready)})
+	a.registerMetrics(reg)
+	adm := admin.New(admin.Options{
+		Readiness: admin.ReadinessFunc(a.ready),
+		Metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Status:    admin.NewStatusPage(a.status, reg),
+	})
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.proxy.Serve(ln) }()
@@ -145,6 +152,7 @@ func (a *app) options(cfg *config.Config) proxy.Options {
 	o := proxyOptions(cfg)
 	o.Logger = a.log
 	o.AccessLog = a.access
+	o.Metrics = a.metrics
 	if a.coupons != nil {
 		o.Routes = append(o.Routes, proxy.RouteOptions{
 			Name:       "coupon",
@@ -178,11 +186,13 @@ func (a *app) reload() {
 		} else {
 			a.log.Error("reload refused", zap.Error(err))
 		}
-		a.lastReload.Store(&reloadResult{At: start, Err: err.Error()})
+		a.lastReload.Store(&admin.Reload{At: start, Err: err.Error()})
+		a.reloads.WithLabelValues("error").Inc()
 		return
 	}
 	a.cfg.Store(cfg)
-	a.lastReload.Store(&reloadResult{At: start})
+	a.lastReload.Store(&admin.Reload{At: start})
+	a.reloads.WithLabelValues("ok").Inc()
 	a.log.Info("configuration reloaded", zap.String("config", a.path), zap.Duration("took", time.Since(start)))
 }
 
@@ -217,4 +227,21 @@ func (a *app) ready() (bool, map[string]string) {
 		detail["coupon_store"] = a.coupons.storeState()
 	}
 	return true, detail
+}
+
+func (a *app) status() admin.StatusData {
+	d := admin.StatusData{Version: version, ConfigPath: a.path, Started: a.started, LastReload: a.lastReload.Load(), Proxy: a.proxy.Snapshot()}
+	if c := a.coupons; c != nil {
+		n := c.handler.Counts()
+		cs := &admin.CouponStatus{Store: c.storeState(), Hit: n.Hit.Load(), Miss: n.Miss.Load(), Stale: n.Stale.Load(),
+			Unavailable: n.Unavailable.Load(), Fallback: n.Fallback.Load()}
+		if r := c.redis; r != nil {
+			cs.L1Hits, cs.L2Hits, cs.RedisReads = r.Stats.L1Hits.Load(), r.Stats.L2Hits.Load(), r.Stats.Misses.Load()
+			cs.Invalidations, cs.InvalidationsAll = r.Stats.Invalidations.Load(), r.Stats.InvalidateAll.Load()
+		} else {
+			cs.L1Hits = n.Hit.Load() // the file store answers from memory
+		}
+		d.Coupons = cs
+	}
+	return d
 }

@@ -1,0 +1,268 @@
+package admin
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/edgeproxy/edgeproxy/proxy"
+)
+
+// StatusData is what the status page shows, read fresh for every view.
+type StatusData struct {
+	Version    string
+	ConfigPath string
+	Started    time.Time
+	LastReload *Reload
+	Proxy      proxy.Snapshot
+	Coupons    *CouponStatus // nil without coupons
+}
+
+// Reload is the outcome of the last SIGHUP.
+type Reload struct {
+	At  time.Time
+	Err string
+}
+
+// CouponStatus is the coupon cache at a glance.
+type CouponStatus struct {
+	Store                           string // "file (N coupons)", "redis connected", ...
+	Hit, Miss, Stale, Unavailable   uint64 // answers by X-Cache
+	Fallback                        uint64
+	L1Hits, L2Hits, RedisReads      uint64
+	Invalidations, InvalidationsAll uint64
+}
+
+// StatusPage serves /status: an HTML page that refreshes itself and needs
+// nothing from outside. Rates and latency percentiles are computed between
+// two consecutive views (or since start on the first).
+type StatusPage struct {
+	data     func() StatusData
+	gatherer prometheus.Gatherer
+
+	mu   sync.Mutex // guards prev
+	prev sample
+}
+
+type sample struct {
+	at     time.Time
+	routes map[string]routeSample
+}
+
+type routeSample struct {
+	count   uint64
+	buckets []uint64 // cumulative, by DurationBuckets
+}
+
+// NewStatusPage builds the /status handler.
+func NewStatusPage(data func() StatusData, g prometheus.Gatherer) *StatusPage {
+	return &StatusPage{data: data, gatherer: g}
+}
+
+type routeRow struct {
+	Route     proxy.RouteStatus
+	Total     uint64
+	Rate      string
+	P50       string
+	P90       string
+	P99       string
+	Errors5xx uint64
+}
+
+type view struct {
+	StatusData
+	Now      time.Time
+	Uptime   time.Duration
+	Routes   []routeRow
+	Window   string
+	HitRatio string
+	L1Ratio  string
+	Refresh  int
+}
+
+func (p *StatusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := p.data()
+	now := time.Now()
+	cur, fivexx := p.gather(now)
+	p.mu.Lock()
+	prev := p.prev
+	p.prev = cur
+	p.mu.Unlock()
+	if prev.at.IsZero() {
+		prev = sample{at: d.Started, routes: map[string]routeSample{}}
+	}
+	v := view{StatusData: d, Now: now, Uptime: now.Sub(d.Started).Round(time.Second), Refresh: 5}
+	window := now.Sub(prev.at)
+	v.Window = window.Round(100 * time.Millisecond).String()
+	for _, rt := range d.Proxy.Routes {
+		c, pr := cur.routes[rt.Name], prev.routes[rt.Name]
+		row := routeRow{Route: rt, Total: c.count, Errors5xx: fivexx[rt.Name], P50: "—", P90: "—", P99: "—", Rate: "0"}
+		if n := c.count - pr.count; c.count >= pr.count && window > 0 {
+			row.Rate = fmt.Sprintf("%.1f", float64(n)/window.Seconds())
+			if n > 0 {
+				diff := make([]uint64, len(c.buckets))
+				for i := range c.buckets {
+					diff[i] = c.buckets[i]
+					if i < len(pr.buckets) {
+						diff[i] -= pr.buckets[i]
+					}
+				}
+				row.P50 = quantile(diff, n, 0.50)
+				row.P90 = quantile(diff, n, 0.90)
+				row.P99 = quantile(diff, n, 0.99)
+			}
+		}
+		v.Routes = append(v.Routes, row)
+	}
+	if c := d.Coupons; c != nil {
+		v.HitRatio = ratio(c.Hit, c.Hit+c.Miss+c.Stale+c.Unavailable)
+		v.L1Ratio = ratio(c.L1Hits, c.L1Hits+c.L2Hits+c.RedisReads)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := statusTemplate.Execute(w, v); err != nil {
+		http.Error(w, err.Error(), 500)
+	}
+}
+
+func ratio(a, total uint64) string {
+	if total == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(total))
+}
+
+// quantile estimates q from cumulative bucket counts by linear
+// interpolation inside the bucket, as Prometheus's histogram_quantile does.
+func quantile(cum []uint64, total uint64, q float64) string {
+	rank := q * float64(total)
+	lower, prevCount := 0.0, 0.0
+	for i, c := range cum {
+		upper := proxy.DurationBuckets[i]
+		if float64(c) >= rank {
+			frac := 0.0
+			if float64(c) > prevCount {
+				frac = (rank - prevCount) / (float64(c) - prevCount)
+			}
+			return formatSeconds(lower + (upper-lower)*frac)
+		}
+		lower, prevCount = upper, float64(c)
+	}
+	return "> " + formatSeconds(proxy.DurationBuckets[len(proxy.DurationBuckets)-1])
+}
+
+func formatSeconds(s float64) string {
+	switch {
+	case s < 0.001:
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	case s < 1:
+		return fmt.Sprintf("%.1f ms", s*1e3)
+	default:
+		return fmt.Sprintf("%.2f s", s)
+	}
+}
+
+// gather reads the request counters and latency histograms per route.
+func (p *StatusPage) gather(now time.Time) (sample, map[string]uint64) {
+	s := sample{at: now, routes: map[string]routeSample{}}
+	fivexx := map[string]uint64{}
+	mfs, err := p.gatherer.Gather()
+	if err != nil {
+		return s, fivexx
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "edgeproxy_request_duration_seconds":
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				rs := routeSample{count: h.GetSampleCount()}
+				for _, b := range h.GetBucket() {
+					if !math.IsInf(b.GetUpperBound(), 1) {
+						rs.buckets = append(rs.buckets, b.GetCumulativeCount())
+					}
+				}
+				s.routes[label(m, "route")] = rs
+			}
+		case "edgeproxy_requests_total":
+			for _, m := range mf.GetMetric() {
+				if label(m, "code") == "5xx" {
+					fivexx[label(m, "route")] += uint64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return s, fivexx
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func sortedUpstreams(us []proxy.UpstreamStatus) []proxy.UpstreamStatus {
+	sort.Slice(us, func(i, j int) bool { return us[i].Name < us[j].Name })
+	return us
+}
+
+var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+	"upstreams": sortedUpstreams,
+	"ts":        func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") },
+	"pct": func(a, b int) string {
+		if b == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%d%%", 100*a/b)
+	},
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{{.Refresh}}">
+<title>edgeproxy status</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:20px;margin:0 0 .3em} h2{font-size:16px;margin:1.4em 0 .4em}
+table{border-collapse:collapse;min-width:50%} th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.up{background:#d8f5d8} .down{background:#f8d0d0;font-weight:bold} .err{color:#b00;font-weight:bold} .ok{color:#070}
+.meta{color:#555}
+</style></head><body>
+<h1>edgeproxy</h1>
+<p class="meta">version {{.Version}} · config <code>{{.ConfigPath}}</code> · up {{.Uptime}} · page at {{ts .Now}}, refreshes every {{.Refresh}} s · rates and percentiles over the last {{.Window}}</p>
+<p id="reload">Last reload: {{with .LastReload}}{{ts .At}} — {{if .Err}}<span class="err">refused: {{.Err}}</span>{{else}}<span class="ok">OK</span>{{end}}{{else}}none since start{{end}}</p>
+
+<h2>Upstreams</h2>
+<table id="upstreams"><tr><th>upstream</th><th>server</th><th>state</th><th>in flight</th><th>pool (busy / idle / max)</th><th>requests</th><th>failures</th></tr>
+{{range upstreams .Proxy.Upstreams}}{{$u := .}}{{range .Servers}}
+<tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}})</span></td><td>{{.Addr}}</td>
+<td>{{if .Up}}UP{{else}}DOWN {{.Why}}{{end}}</td><td class="num">{{.InFlight}}</td>
+<td class="num">{{.Conns}} / {{.IdleConns}} / {{$u.MaxConns}}</td><td class="num">{{.Requests}}</td><td class="num">{{.Failures}}</td></tr>{{end}}{{end}}
+</table>
+
+<h2>Routes</h2>
+<table id="routes"><tr><th>route</th><th>host</th><th>prefix</th><th>target</th><th>requests</th><th>req/s</th><th>p50</th><th>p90</th><th>p99</th><th>5xx</th></tr>
+{{range .Routes}}<tr data-route="{{.Route.Name}}"><td>{{.Route.Name}}</td><td>{{if .Route.Host}}{{.Route.Host}}{{else}}any{{end}}</td><td><code>{{.Route.PathPrefix}}</code>{{if .Route.StripPrefix}} (stripped){{end}}</td>
+<td>{{.Route.Target}}</td><td class="num">{{.Total}}</td><td class="num">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Errors5xx}}</td></tr>
+{{end}}</table>
+
+{{with .Coupons}}
+<h2>Coupon cache</h2>
+<table id="coupons">
+<tr><th>store</th><td colspan="2">{{.Store}}</td></tr>
+<tr><th>answers</th><td colspan="2">HIT {{.Hit}} · MISS {{.Miss}} · STALE {{.Stale}} · unavailable {{.Unavailable}} · fallback {{.Fallback}}</td></tr>
+<tr><th>hit ratio (X-Cache: HIT)</th><td class="num" id="hit-ratio">{{$.HitRatio}}</td><td></td></tr>
+<tr><th>lookups by layer</th><td colspan="2">L1 (bigcache) {{.L1Hits}} · L2 (rueidis) {{.L2Hits}} · Redis reads {{.RedisReads}} — L1 ratio {{$.L1Ratio}}</td></tr>
+<tr><th>invalidations</th><td colspan="2">{{.Invalidations}} keys · {{.InvalidationsAll}} full (flush or reconnect)</td></tr>
+</table>
+{{end}}
+</body></html>
+`))

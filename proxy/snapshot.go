@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"sort"
+	"time"
+)
+
+// Snapshot is the live state an operator reads: routes and upstream
+// servers with their health and pool use.
+type Snapshot struct {
+	Routes    []RouteStatus
+	Upstreams []UpstreamStatus
+}
+
+// RouteStatus describes one route.
+type RouteStatus struct {
+	Name, Host, PathPrefix, Target string
+	StripPrefix                    bool
+}
+
+// UpstreamStatus describes one upstream group.
+type UpstreamStatus struct {
+	Name     string
+	Balance  string
+	MaxConns int
+	Servers  []ServerStatus
+}
+
+// ServerStatus describes one upstream server.
+type ServerStatus struct {
+	Addr string
+	Up   bool
+	// Why is "", "passive" (max_fails reached) or "health check".
+	Why       string
+	InFlight  int64
+	Conns     int
+	IdleConns int
+	Requests  uint64
+	Failures  uint64
+}
+
+// Snapshot reads the live state.
+func (s *Server) Snapshot() Snapshot {
+	st := s.state.Load()
+	now := s.now()
+	var snap Snapshot
+	for _, r := range st.router.routes {
+		rs := RouteStatus{Name: r.name, PathPrefix: string(r.prefix), StripPrefix: r.stripPrefix}
+		rs.Host = string(r.host)
+		if r.wildcard {
+			rs.Host = "*" + rs.Host
+		}
+		if r.upstream != nil {
+			rs.Target = "upstream " + r.upstream.name
+		} else {
+			rs.Target = "handler"
+		}
+		snap.Routes = append(snap.Routes, rs)
+	}
+	for _, u := range st.upstreams {
+		us := UpstreamStatus{Name: u.name, Balance: "round_robin", MaxConns: u.opts.MaxConnsPerServer}
+		if u.opts.Balance == LeastConn {
+			us.Balance = "least_conn"
+		}
+		for _, sv := range u.servers {
+			ss := ServerStatus{
+				Addr: sv.addr, Up: sv.available(now), InFlight: sv.inflight.Load(),
+				Conns: sv.hc.ConnsCount(), IdleConns: sv.hc.IdleConnsCount(),
+				Requests: sv.requests.Load(), Failures: sv.failures.Load(),
+			}
+			switch {
+			case sv.checkFailed.Load():
+				ss.Why = "health check"
+			case now.UnixNano() < sv.downUntil.Load():
+				ss.Why = "passive until " + time.Unix(0, sv.downUntil.Load()).Format(time.RFC3339)
+			}
+			us.Servers = append(us.Servers, ss)
+		}
+		snap.Upstreams = append(snap.Upstreams, us)
+	}
+	sort.Slice(snap.Upstreams, func(i, j int) bool { return snap.Upstreams[i].Name < snap.Upstreams[j].Name })
+	return snap
+}
