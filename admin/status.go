@@ -47,9 +47,12 @@ type StatusPage struct {
 	data     func() StatusData
 	gatherer prometheus.Gatherer
 
-	mu   sync.Mutex // guards prev
-	prev sample
+	mu      sync.Mutex // guards samples
+	samples []sample   // the views of the last window, oldest first
 }
+
+// window is how far back rates and percentiles look.
+const window = time.Minute
 
 type sample struct {
 	at     time.Time
@@ -91,16 +94,13 @@ func (p *StatusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := p.data()
 	now := time.Now()
 	cur, fivexx := p.gather(now)
+	prev := p.base(now, d.Started)
 	p.mu.Lock()
-	prev := p.prev
-	p.prev = cur
+	p.samples = append(p.samples, cur)
 	p.mu.Unlock()
-	if prev.at.IsZero() {
-		prev = sample{at: d.Started, routes: map[string]routeSample{}}
-	}
 	v := view{StatusData: d, Now: now, Uptime: now.Sub(d.Started).Round(time.Second), Refresh: 5}
 	window := now.Sub(prev.at)
-	v.Window = window.Round(100 * time.Millisecond).String()
+	v.Window = window.Round(time.Second).String()
 	for _, rt := range d.Proxy.Routes {
 		c, pr := cur.routes[rt.Name], prev.routes[rt.Name]
 		row := routeRow{Route: rt, Total: c.count, Errors5xx: fivexx[rt.Name], P50: "—", P90: "—", P99: "—", Rate: "0"}
@@ -167,6 +167,22 @@ func formatSeconds(s float64) string {
 	default:
 		return fmt.Sprintf("%.2f s", s)
 	}
+}
+
+// base is the sample to compare the current one with: the oldest view of
+// the last minute that is at least a second old, else the start.
+func (p *StatusPage) base(now, started time.Time) sample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := 0
+	for i < len(p.samples) && now.Sub(p.samples[i].at) > window {
+		i++
+	}
+	p.samples = p.samples[i:]
+	if len(p.samples) > 0 && now.Sub(p.samples[0].at) >= time.Second {
+		return p.samples[0]
+	}
+	return sample{at: started, routes: map[string]routeSample{}}
 }
 
 // gather reads the request counters and latency histograms per route.
@@ -245,7 +261,7 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 {{range upstreams .Proxy.Upstreams}}{{$u := .}}{{range .Servers}}
 <tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}})</span></td><td>{{.Addr}}</td>
 <td>{{if .Up}}UP{{else}}DOWN {{.Why}}{{end}}</td><td class="num">{{.InFlight}}</td>
-<td class="num">{{.Conns}} / {{.IdleConns}} / {{$u.MaxConns}}</td><td class="num">{{.Requests}}</td><td class="num">{{.Failures}}</td></tr>{{end}}{{end}}
+<td class="num">{{.Busy}} / {{.IdleConns}} / {{$u.MaxConns}}</td><td class="num">{{.Requests}}</td><td class="num">{{.Failures}}</td></tr>{{end}}{{end}}
 </table>
 
 <h2>Routes</h2>

@@ -133,7 +133,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, u.Name, sv.Addr)
 			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(sv.InFlight), u.Name, sv.Addr)
-			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(sv.Conns-sv.IdleConns), u.Name, sv.Addr, "busy")
+			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(sv.Busy), u.Name, sv.Addr, "busy")
 			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(sv.IdleConns), u.Name, sv.Addr, "idle")
 			ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(u.MaxConns), u.Name, sv.Addr)
 		}

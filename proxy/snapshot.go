@@ -34,6 +34,7 @@ type ServerStatus struct {
 	Why       string
 	InFlight  int64
 	Conns     int
+	Busy      int
 	IdleConns int
 	Requests  uint64
 	Failures  uint64
@@ -68,6 +69,7 @@ func (s *Server) Snapshot() Snapshot {
 				Conns: sv.hc.ConnsCount(), IdleConns: sv.hc.IdleConnsCount(),
 				Requests: sv.requests.Load(), Failures: sv.failures.Load(),
 			}
+			ss.Busy = max(ss.Conns-ss.IdleConns, 0)
 			switch {
 			case sv.checkFailed.Load():
 				ss.Why = "health check"

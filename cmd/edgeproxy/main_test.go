@@ -340,3 +340,5 @@ func waitUntil(t *testing.T, cond func() bool, d time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
