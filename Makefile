@@ -58,3 +58,11 @@ sample-data: ## regenerate testdata/coupons.jsonl
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin
+
+.PHONY: bench
+bench: ## edgeproxy vs nginx, side by side (about 10 min); writes docs/benchmarks.md
+	$(GO) run ./bench
+
+.PHONY: bench-short
+bench-short: ## a quick smoke run of make bench (not a measurement)
+	$(GO) run ./bench -short -out docs/benchmarks-short.md

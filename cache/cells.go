@@ -10,12 +10,21 @@ import (
 	"github.com/edgeproxy/edgeproxy/coupon"
 )
 
+// Cells are cached at two levels in process, both checked against the cell
+// key's generations like every L1 entry:
+//
+//	L0  decoded coupon.Index values, shared by pointer: a hot search copies
+//	    and decodes nothing
+//	L1  bigcache "cell:{hash}": the index serialized, off the Go heap, so a
+//	    cell dropped from L0 is rebuilt without a network trip
+
 // maxBatch bounds the commands sent in one DoMultiCache round trip.
 const maxBatch = 256
 
 type cellMiss struct {
-	off int // of the hash in the request's hashes
-	l   lookup
+	index int // of the cell in the request's hashes
+	stale *coupon.Index
+	h     header
 }
 
 type cellScratch struct {
@@ -25,8 +34,13 @@ type cellScratch struct {
 
 var cellScratches = sync.Pool{New: func() any { return &cellScratch{} }}
 
-// Cells implements coupon.Store: fresh L1 cells are visited in place; the
-// rest are read from Redis (through rueidis's cache) in batches.
+// fresh applies the freshness rule to an entry derived from source.
+func (s *Store) fresh(h header, source []byte, now int64) bool {
+	return h.epoch == s.epoch.Load() && h.gen == s.stripeOf(source).Load() && now < h.expires
+}
+
+// Cells implements coupon.Store: cells fresh in L0 or L1 are visited at
+// once; the rest are read from Redis (through rueidis's cache) in batches.
 func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupon.Status, error) {
 	sc := cellScratches.Get().(*cellScratch)
 	defer func() {
@@ -36,15 +50,29 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 	}()
 	now := s.now()
 	nowNs := now.UnixNano()
-	for off := 0; off+precision <= len(hashes); off += precision {
-		sc.key = append(append(sc.key[:0], "cell:"...), hashes[off:off+precision]...)
-		l := s.lookupL1(sc.key, nowNs)
-		if l.fresh {
-			s.Stats.L1Hits.Add(1)
-			v.VisitCell(l.payload)
+	n := len(hashes) / precision
+	for i := 0; i < n; i++ {
+		sc.key = append(append(sc.key[:0], "cell:"...), hashes[i*precision:(i+1)*precision]...)
+		e, inL0 := s.l0.get(sc.key)
+		if inL0 && s.fresh(e.h, sc.key, nowNs) {
+			s.Stats.L0Hits.Add(1)
+			v.VisitCell(e.ix)
 			continue
 		}
-		sc.misses = append(sc.misses, cellMiss{off: off, l: l})
+		miss := cellMiss{index: i, stale: e.ix, h: e.h}
+		if l := s.lookupL1(sc.key, sc.key, nowNs); l.ok {
+			ix, err := coupon.DecodeIndex(l.payload)
+			if err == nil && l.fresh {
+				s.Stats.L1Hits.Add(1)
+				s.l0.put(string(sc.key), cellEntry{h: l.h, ix: ix})
+				v.VisitCell(ix)
+				continue
+			}
+			if err == nil && (!inL0 || l.h.fetched > e.h.fetched) {
+				miss.stale, miss.h = ix, l.h
+			}
+		}
+		sc.misses = append(sc.misses, miss)
 	}
 	if len(sc.misses) == 0 {
 		return coupon.Hit, nil
@@ -55,14 +83,14 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 	if cp != nil && !s.recentlyFailed(now) {
 		client := *cp
 		for len(pending) > 0 {
-			n := min(len(pending), maxBatch)
-			batchSt, err := s.fetchCells(client, hashes, precision, pending[:n], v)
+			k := min(len(pending), maxBatch)
+			batchSt, err := s.fetchCells(client, hashes, precision, pending[:k], v)
 			if err != nil {
 				s.fail(err)
 				break
 			}
-			st = coupon.Status(max(uint8(st), uint8(batchSt)))
-			pending = pending[n:]
+			st = max(st, batchSt)
+			pending = pending[k:]
 		}
 		if len(pending) == 0 {
 			return st, nil
@@ -70,13 +98,13 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 	}
 	// Redis is failing: what is still missing is served stale, or not at all.
 	for _, m := range pending {
-		if !s.servableStale(m.l, nowNs) {
+		if m.stale == nil || nowNs-m.h.fetched > int64(s.o.StaleIfError) {
 			s.Stats.Unavailable.Add(1)
 			return coupon.Stale, coupon.ErrUnavailable
 		}
 	}
 	for _, m := range pending {
-		v.VisitCell(m.l.payload)
+		v.VisitCell(m.stale)
 	}
 	s.Stats.Stale.Add(1)
 	return coupon.Stale, nil
@@ -88,7 +116,7 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 	keys := make([]string, len(batch))
 	cmds := make([]rueidis.CacheableTTL, len(batch))
 	for i, m := range batch {
-		keys[i] = s.o.KeyPrefix + ":cell:" + string(hashes[m.off:m.off+precision])
+		keys[i] = s.o.KeyPrefix + ":cell:" + string(hashes[m.index*precision:(m.index+1)*precision])
 		gens[i] = s.stripeFor(keys[i]).Load()
 		cmds[i] = rueidis.CT(client.B().Hgetall().Key(keys[i]).Cache(), s.o.TTL)
 	}
@@ -107,7 +135,7 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 		if err != nil {
 			return coupon.Stale, err
 		}
-		var entries []byte
+		coupons := make([]coupon.Coupon, 0, len(fields))
 		for id, raw := range fields {
 			c, err := coupon.Parse([]byte(raw))
 			if err != nil {
@@ -115,14 +143,85 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 				s.log.Warn("skipping a coupon that is not valid JSON for SPEC §5", zap.String("key", keys[i]), zap.String("field", id), zap.Error(err))
 				continue
 			}
-			entries = coupon.AppendEntry(entries, &c)
+			coupons = append(coupons, c)
 		}
+		ix := coupon.NewIndex(coupons)
 		h := header{epoch: e0, gen: gens[i], fetched: t.UnixNano(), expires: s.expiry(t, r), found: true}
-		_ = s.l1.Set(keys[i][len(s.o.KeyPrefix)+1:], appendValue(make([]byte, 0, headerLen+len(entries)), h, entries))
-		v.VisitCell(entries)
+		l1Key := keys[i][len(s.o.KeyPrefix)+1:] // "cell:{hash}"
+		_ = s.l1.Set(l1Key, appendValue(make([]byte, 0, headerLen+ix.Bytes()), h, ix.AppendBinary(nil)))
+		s.l0.put(l1Key, cellEntry{h: h, ix: ix})
+		v.VisitCell(ix)
 		if s.countFill(r) == coupon.Miss {
 			st = coupon.Miss
 		}
 	}
 	return st, nil
+}
+
+// cellCache is L0: decoded cell indexes by L1 key, bounded by bytes. It is
+// safe for concurrent use.
+type cellCache struct {
+	shards      [64]cellShard
+	maxPerShard int
+}
+
+type cellShard struct {
+	mu    sync.RWMutex // guards m and bytes
+	m     map[string]cellEntry
+	bytes int
+}
+
+type cellEntry struct {
+	h  header
+	ix *coupon.Index
+}
+
+func newCellCache(maxBytes int64) *cellCache {
+	c := &cellCache{maxPerShard: int(maxBytes / 64)}
+	for i := range c.shards {
+		c.shards[i].m = map[string]cellEntry{}
+	}
+	return c
+}
+
+func (c *cellCache) shard(key []byte) *cellShard {
+	return &c.shards[fnv(fnvOffset, view(key))&63]
+}
+
+func (c *cellCache) get(key []byte) (cellEntry, bool) {
+	sh := c.shard(key)
+	sh.mu.RLock()
+	e, ok := sh.m[string(key)]
+	sh.mu.RUnlock()
+	return e, ok
+}
+
+// put stores e, first making room by dropping entries picked by the map's
+// random iteration order (cheap, and fair enough for hot cells to return).
+func (c *cellCache) put(key string, e cellEntry) {
+	sh := c.shard([]byte(key))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.m[key]; ok {
+		sh.bytes -= old.ix.Bytes()
+	}
+	for k, old := range sh.m {
+		if sh.bytes+e.ix.Bytes() <= c.maxPerShard {
+			break
+		}
+		delete(sh.m, k)
+		sh.bytes -= old.ix.Bytes()
+	}
+	sh.m[key] = e
+	sh.bytes += e.ix.Bytes()
+}
+
+func (c *cellCache) delete(key string) {
+	sh := c.shard([]byte(key))
+	sh.mu.Lock()
+	if old, ok := sh.m[key]; ok {
+		delete(sh.m, key)
+		sh.bytes -= old.ix.Bytes()
+	}
+	sh.mu.Unlock()
 }

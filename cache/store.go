@@ -63,6 +63,7 @@ type Store struct {
 	log *zap.Logger
 	now func() time.Time
 
+	l0     *cellCache
 	l1     *bigcache.BigCache
 	client atomic.Pointer[rueidis.Client] // nil until connected
 
@@ -82,9 +83,9 @@ type Store struct {
 
 // Stats are counters for metrics, safe to read at any time.
 type Stats struct {
-	L1Hits, L2Hits, Misses, Stale, Unavailable atomic.Uint64
-	Invalidations, InvalidateAll, RedisErrors  atomic.Uint64
-	BadCoupons                                 atomic.Uint64
+	L0Hits, L1Hits, L2Hits, Misses, Stale, Unavailable atomic.Uint64
+	Invalidations, InvalidateAll, RedisErrors          atomic.Uint64
+	BadCoupons                                         atomic.Uint64
 }
 
 var _ coupon.Store = (*Store)(nil)
@@ -118,7 +119,7 @@ func New(o Options) (*Store, error) {
 		return nil, fmt.Errorf("bigcache: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{o: o, log: o.Logger, now: o.Now, l1: l1, ctx: ctx, cancel: cancel}
+	s := &Store{o: o, log: o.Logger, now: o.Now, l0: newCellCache(o.MaxBytes / 4), l1: l1, ctx: ctx, cancel: cancel}
 	client, err := s.connect()
 	switch {
 	case errors.Is(err, ErrPrecisionMismatch):
@@ -238,6 +239,7 @@ func (s *Store) onInvalidations(keys []rueidis.RedisMessage) {
 		s.stripeFor(k).Add(1)
 		if l1, ok := s.l1KeyOf(k); ok {
 			_ = s.l1.Delete(l1)
+			s.l0.delete(l1)
 		}
 	}
 }
@@ -320,7 +322,9 @@ type lookup struct {
 	fresh   bool
 }
 
-func (s *Store) lookupL1(key []byte, now int64) lookup {
+// lookupL1 reads key, fresh while its generations match those of the Redis
+// key it derives from (source, as an L1 key: "id:X" or "cell:X").
+func (s *Store) lookupL1(key, source []byte, now int64) lookup {
 	v, err := s.l1.Get(view(key))
 	if err != nil {
 		return lookup{}
@@ -329,11 +333,12 @@ func (s *Store) lookupL1(key []byte, now int64) lookup {
 	if !ok {
 		return lookup{}
 	}
-	fresh := h.epoch == s.epoch.Load() && h.gen == s.stripeOf(key).Load() && now < h.expires
+	fresh := h.epoch == s.epoch.Load() && h.gen == s.stripeOf(source).Load() && now < h.expires
 	return lookup{h: h, payload: payload, ok: true, fresh: fresh}
 }
 
 // servableStale: while Redis fails, an entry up to StaleIfError old serves.
+// (Cells apply the same rule to their decoded form.)
 func (s *Store) servableStale(l lookup, now int64) bool {
 	return l.ok && now-l.h.fetched <= int64(s.o.StaleIfError)
 }
@@ -370,7 +375,7 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	key := append(append(kb.b[:0], "id:"...), id...)
 	kb.b = key
 	now := s.now()
-	l := s.lookupL1(key, now.UnixNano())
+	l := s.lookupL1(key, key, now.UnixNano())
 	if l.fresh {
 		s.Stats.L1Hits.Add(1)
 		return found(l), coupon.Hit, nil

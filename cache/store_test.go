@@ -62,17 +62,16 @@ func put(t testing.TB, w *Writer, raw string) {
 	}
 }
 
-// collect is a CellVisitor keeping the ids it sees.
-type collect struct{ ids []string }
+// collect is a CellVisitor keeping the coupons it sees.
+type collect struct {
+	ids  []string
+	raws []string
+}
 
-func (c *collect) VisitCell(entries []byte) {
-	for {
-		e, rest, ok := coupon.NextEntry(entries)
-		if !ok {
-			return
-		}
-		c.ids = append(c.ids, string(e.ID))
-		entries = rest
+func (c *collect) VisitCell(ix *coupon.Index) {
+	for i := 0; i < ix.Len(); i++ {
+		c.ids = append(c.ids, string(ix.ID(i)))
+		c.raws = append(c.raws, string(ix.Raw(i)))
 	}
 }
 
@@ -163,6 +162,11 @@ func TestHotReadsMakeNoRedisRoundTrip(t *testing.T) {
 		var c collect
 		if _, err := s.Cells(hashes, 5, &c); err != nil || len(c.ids) != 50 {
 			t.Fatalf("cells: %d ids, %v", len(c.ids), err)
+		}
+		for i, id := range c.ids {
+			if !strings.Contains(c.raws[i], `"id":"`+id+`"`) {
+				t.Fatalf("cell coupon %s: %q", id, c.raws[i])
+			}
 		}
 	}
 	read() // fill
@@ -348,7 +352,8 @@ func TestRedisDownServesStaleThenRecovers(t *testing.T) {
 	s.Coupon([]byte("s"))
 	cellsOf(t, s, 40, 40)
 
-	r.Stop()
+	stopRedis(t, r, s)
+	waitFor(t, func() bool { _, st, _ := s.Coupon([]byte("s")); return st == coupon.Stale })
 	start := time.Now()
 	raw, st, err := s.Coupon([]byte("s"))
 	if err != nil || st != coupon.Stale || !strings.Contains(string(raw), `"v":1`) {
@@ -384,11 +389,10 @@ func TestStaleIfErrorBoundsStaleAnswers(t *testing.T) {
 	put(t, w, `{"id":"old","lat":1,"lon":1}`)
 	s := newStore(t, o)
 	s.Coupon([]byte("old"))
-	r.Stop()
+	stopRedis(t, r, s)
 	offset.Store(int64(2 * time.Minute))
-	if _, _, err := s.Coupon([]byte("old")); !errors.Is(err, coupon.ErrUnavailable) {
-		t.Errorf("entry older than stale_if_error served: %v", err)
-	}
+	// Once the store knows Redis is gone, the old entry is not served.
+	waitFor(t, func() bool { _, _, err := s.Coupon([]byte("old")); return errors.Is(err, coupon.ErrUnavailable) })
 }
 
 func TestStartsWithRedisDownAndConnectsLater(t *testing.T) {
@@ -404,4 +408,31 @@ func TestStartsWithRedisDownAndConnectsLater(t *testing.T) {
 	put(t, w, `{"id":"a","lat":1,"lon":1}`)
 	read := func() string { raw, _, _ := s.Coupon([]byte("a")); return string(raw) }
 	waitValue(t, read, `{"id":"a","lat":1,"lon":1}`, 5*time.Second)
+}
+
+// waitFor polls cond for up to two seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 2s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopRedis kills the server and waits until the store has seen its
+// connection drop: until then nothing is known to be stale.
+func stopRedis(t *testing.T, r *redistest.Server, s *Store) {
+	t.Helper()
+	epoch := s.epoch.Load()
+	r.Stop()
+	deadline := time.Now().Add(2 * time.Second)
+	for s.epoch.Load() == epoch {
+		if time.Now().After(deadline) {
+			t.Fatal("the store did not see Redis go away within 2s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

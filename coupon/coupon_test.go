@@ -92,27 +92,30 @@ func TestDistance(t *testing.T) {
 	}
 }
 
-func TestEntryRoundTrip(t *testing.T) {
+func TestIndexRoundTrip(t *testing.T) {
 	a, _ := Parse([]byte(`{"id":"a","lat":1.5,"lon":-2.25,"valid_until":"2030-01-01T00:00:00Z","x":"é"}`))
-	b, _ := Parse([]byte(`{"id":"bb","lat":-89,"lon":179.999}`))
-	blob := AppendEntry(AppendEntry(nil, &a), &b)
-	e1, rest, ok1 := NextEntry(blob)
-	e2, rest, ok2 := NextEntry(rest)
-	_, _, ok3 := NextEntry(rest)
-	if !ok1 || !ok2 || ok3 {
-		t.Fatalf("ok = %v %v %v", ok1, ok2, ok3)
+	b, _ := Parse([]byte(`{"id":"` + strings.Repeat("b", MaxIDLen) + `","lat":-89,"lon":179.999}`))
+	c, _ := Parse([]byte(`{"id":"c","lat":1.5,"lon":3}`))
+	ix := NewIndex([]Coupon{a, b, c})
+	if ix.Len() != 3 || string(ix.ID(0)) != b.ID || string(ix.ID(1)) != "a" || string(ix.ID(2)) != "c" {
+		t.Fatalf("not sorted by latitude then id: %q %q %q", ix.ID(0), ix.ID(1), ix.ID(2))
 	}
-	if string(e1.ID) != "a" || e1.Lat != 1.5 || e1.Lon != -2.25 || e1.ValidUntil != a.ValidUntil || string(e1.Raw) != string(a.Raw) {
-		t.Errorf("first entry %+v", e1)
+	back, err := DecodeIndex(ix.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if string(e2.ID) != "bb" || e2.ValidFrom != math.MinInt64 || string(e2.Raw) != string(b.Raw) {
-		t.Errorf("second entry %+v", e2)
+	for i := 0; i < 3; i++ {
+		want, got := ix.Coupon(i), back.Coupon(i)
+		if want.ID != got.ID || want.Lat != got.Lat || want.Lon != got.Lon || want.ValidFrom != got.ValidFrom ||
+			want.ValidUntil != got.ValidUntil || string(want.Raw) != string(got.Raw) || ix.cosLat[i] != back.cosLat[i] {
+			t.Errorf("coupon %d: %+v became %+v", i, want, got)
+		}
 	}
-	if _, _, ok := NextEntry(blob[:len(blob)-1]); !ok {
-		t.Errorf("first entry of a truncated blob is still whole")
-	}
-	if _, rest, _ := NextEntry(blob[:entryHeader+1]); rest != nil {
-		t.Errorf("truncated entry decoded")
+	bin := ix.AppendBinary(nil)
+	for _, cut := range []int{0, 3, 4, 10, len(bin) - 1} {
+		if _, err := DecodeIndex(bin[:cut]); err == nil {
+			t.Errorf("truncated at %d decoded", cut)
+		}
 	}
 }
 
@@ -170,10 +173,13 @@ func FuzzParse(f *testing.F) {
 		if !ValidID(c.ID) || c.Lat < -90 || c.Lat > 90 || c.Lon < -180 || c.Lon > 180 {
 			t.Fatalf("accepted an invalid coupon: %+v", c)
 		}
-		// What is accepted survives the entry form unchanged.
-		e, _, ok := NextEntry(AppendEntry(nil, &c))
-		if !ok || string(e.ID) != c.ID || string(e.Raw) != string(c.Raw) || e.Lat != c.Lat {
-			t.Fatalf("entry round trip changed %+v into %+v", c, e)
+		// What is accepted survives the cached form unchanged.
+		ix, err := DecodeIndex(NewIndex([]Coupon{c}).AppendBinary(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := ix.Coupon(0); e.ID != c.ID || e.Lat != c.Lat || e.Lon != c.Lon || e.ValidUntil != c.ValidUntil || string(e.Raw) != string(c.Raw) {
+			t.Fatalf("index round trip changed %+v into %+v", c, e)
 		}
 	})
 }

@@ -11,7 +11,7 @@ import (
 // API with no Redis. It is read-only and safe for concurrent use.
 type FileStore struct {
 	byID  map[string][]byte
-	cells map[string][]byte // geohash → entries
+	cells map[string]*Index // geohash → index
 	Count int
 }
 
@@ -46,11 +46,15 @@ func LoadFile(path string, precision int) (*FileStore, error) {
 
 // NewMemoryStore indexes coupons by id and by cell.
 func NewMemoryStore(coupons map[string]Coupon, precision int) *FileStore {
-	s := &FileStore{byID: make(map[string][]byte, len(coupons)), cells: map[string][]byte{}, Count: len(coupons)}
+	s := &FileStore{byID: make(map[string][]byte, len(coupons)), cells: map[string]*Index{}, Count: len(coupons)}
+	byCell := map[string][]Coupon{}
 	for id, c := range coupons {
 		s.byID[id] = c.Raw
 		cell := Geohash(c.Lat, c.Lon, precision)
-		s.cells[cell] = AppendEntry(s.cells[cell], &c)
+		byCell[cell] = append(byCell[cell], c)
+	}
+	for cell, cs := range byCell {
+		s.cells[cell] = NewIndex(cs)
 	}
 	return s
 }
@@ -62,11 +66,10 @@ func (s *FileStore) Coupon(id []byte) ([]byte, Status, error) {
 
 // Cells implements Store.
 func (s *FileStore) Cells(hashes []byte, precision int, v CellVisitor) (Status, error) {
-	for len(hashes) >= precision {
-		if e, ok := s.cells[string(hashes[:precision])]; ok {
-			v.VisitCell(e)
+	for i := 0; (i+1)*precision <= len(hashes); i++ {
+		if ix, ok := s.cells[string(hashes[i*precision:(i+1)*precision])]; ok {
+			v.VisitCell(ix)
 		}
-		hashes = hashes[precision:]
 	}
 	return Hit, nil
 }

@@ -78,55 +78,93 @@ func Geohash(lat, lon float64, precision int) string {
 // cell edge is found whichever side a writer's geohash put it.
 const edgeMargin = 1e-7
 
+// Box bounds the points within a radius of a centre: a latitude band and,
+// unless the circle holds a pole or spans every longitude, a longitude
+// half-width around the centre. It errs on the wide side by edgeMargin.
+type Box struct {
+	LatMin, LatMax float64
+	Lon, DLon      float64
+	FullLon        bool
+}
+
+// BoxAround returns the bounding box of the circle of radiusM around
+// (lat, lon) on the sphere.
+func BoxAround(lat, lon, radiusM float64) Box {
+	δ := radiusM / EarthRadiusM // angular radius, radians
+	δDeg := δ / degToRad
+	b := Box{LatMin: lat - δDeg - edgeMargin, LatMax: lat + δDeg + edgeMargin, Lon: lon}
+	if b.LatMax >= 90 {
+		b.LatMax, b.FullLon = 90, true
+	}
+	if b.LatMin <= -90 {
+		b.LatMin, b.FullLon = -90, true
+	}
+	if !b.FullLon {
+		// The widest longitude of a spherical cap: asin(sin δ / cos φ).
+		s := math.Sin(δ) / math.Cos(lat*degToRad)
+		if s >= 1 {
+			b.FullLon = true
+		} else {
+			b.DLon = math.Asin(s)/degToRad + edgeMargin
+			if b.DLon >= 180 {
+				b.FullLon = true
+			}
+		}
+	}
+	return b
+}
+
+// Contains reports whether (lat, lon) is inside the box.
+func (b *Box) Contains(lat, lon float64) bool {
+	return lat >= b.LatMin && lat <= b.LatMax && b.containsLon(lon)
+}
+
+func (b *Box) containsLon(lon float64) bool {
+	if b.FullLon {
+		return true
+	}
+	d := lon - b.Lon
+	if d > 180 {
+		d -= 360
+	} else if d < -180 {
+		d += 360
+	}
+	return d <= b.DLon && d >= -b.DLon
+}
+
 // Cover appends the geohashes of every cell at precision that may hold a
 // point within radiusM of (lat, lon): the cells meeting the circle's
 // bounding box, split across the antimeridian and widened to every
 // longitude when the circle holds a pole. Each hash is precision bytes.
 func Cover(dst []byte, lat, lon, radiusM float64, precision int) ([]byte, error) {
 	lonBits, latBits := cellBits(precision)
-	δ := radiusM / EarthRadiusM // angular radius, radians
-	δDeg := δ / degToRad
-	latMin, latMax := lat-δDeg-edgeMargin, lat+δDeg+edgeMargin
-	fullLon := false
-	if latMax >= 90 {
-		latMax, fullLon = 90, true
-	}
-	if latMin <= -90 {
-		latMin, fullLon = -90, true
-	}
+	b := BoxAround(lat, lon, radiusM)
 	nLon := uint64(1) << lonBits
 	var ranges [2][2]uint64 // inclusive lon index ranges
 	nr := 1
+	fullLon := b.FullLon
 	if !fullLon {
-		s := math.Sin(δ) / math.Cos(lat*degToRad)
-		if s >= 1 {
-			fullLon = true
-		} else {
-			dLon := math.Asin(s)/degToRad + edgeMargin
-			lo, hi := lon-dLon, lon+dLon
-			switch {
-			case hi-lo >= 360:
-				fullLon = true
-			case lo < -180:
-				ranges[0] = [2]uint64{lonIndex(lo+360, lonBits), nLon - 1}
-				ranges[1] = [2]uint64{0, lonIndex(hi, lonBits)}
-				nr = 2
-			case hi > 180:
-				ranges[0] = [2]uint64{lonIndex(lo, lonBits), nLon - 1}
-				ranges[1] = [2]uint64{0, lonIndex(hi-360, lonBits)}
-				nr = 2
-			default:
-				ranges[0] = [2]uint64{lonIndex(lo, lonBits), lonIndex(hi, lonBits)}
-			}
-			if nr == 2 && ranges[1][1] >= ranges[0][0] { // the two ends meet
-				fullLon, nr = true, 1
-			}
+		lo, hi := lon-b.DLon, lon+b.DLon
+		switch {
+		case lo < -180:
+			ranges[0] = [2]uint64{lonIndex(lo+360, lonBits), nLon - 1}
+			ranges[1] = [2]uint64{0, lonIndex(hi, lonBits)}
+			nr = 2
+		case hi > 180:
+			ranges[0] = [2]uint64{lonIndex(lo, lonBits), nLon - 1}
+			ranges[1] = [2]uint64{0, lonIndex(hi-360, lonBits)}
+			nr = 2
+		default:
+			ranges[0] = [2]uint64{lonIndex(lo, lonBits), lonIndex(hi, lonBits)}
+		}
+		if nr == 2 && ranges[1][1] >= ranges[0][0] { // the two ends meet
+			fullLon, nr = true, 1
 		}
 	}
 	if fullLon {
 		ranges[0], nr = [2]uint64{0, nLon - 1}, 1
 	}
-	r0, r1 := latIndex(latMin, latBits), latIndex(latMax, latBits)
+	r0, r1 := latIndex(b.LatMin, latBits), latIndex(b.LatMax, latBits)
 	cells := uint64(0)
 	for i := 0; i < nr; i++ {
 		cells += ranges[i][1] - ranges[i][0] + 1

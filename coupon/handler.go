@@ -147,21 +147,22 @@ func (h *Handler) nearby(ctx *fasthttp.RequestCtx, o *Options) {
 		writeJSON(ctx, fasthttp.StatusBadRequest, errCoverTooLarge)
 		return
 	}
-	s.q, s.now = q, o.Now().UnixNano()
+	s.reset(q, o.Now().UnixNano())
 	st, err := h.store.Cells(s.hashes, o.Precision, s)
 	if err != nil {
 		h.unavailable(ctx, o)
 		return
 	}
+	var answer []byte
+	s.out, answer = s.render(s.out)
 	h.count(st)
-	s.out = s.render(s.out[:0])
-	writeJSON(ctx, fasthttp.StatusOK, s.out)
+	writeJSON(ctx, fasthttp.StatusOK, answer)
 	setCache(ctx, st)
 }
 
 func (h *Handler) release(s *search) {
-	clear(s.cands) // drop references into cell bytes
-	s.cands = s.cands[:0]
+	clear(s.top) // drop references to cell indexes
+	s.top = s.top[:0]
 	h.scratch.Put(s)
 }
 
@@ -207,61 +208,125 @@ func appendError(dst []byte, e *ParamError) []byte {
 
 // search is one nearby request's scratch space, pooled.
 type search struct {
-	q      NearbyQuery
-	now    int64
-	hashes []byte
-	cands  []candidate
-	out    []byte
+	q   NearbyQuery
+	box Box
+	// The centre's half-angle sines and cosines, and cos(latitude).
+	sinHalfφ, cosHalfφ, sinHalfλ, cosHalfλ, cosφ float64
+	havMax                                       float64 // hav of the radius
+	rimTol                                       float64 // havTolerance(havMax)
+	now                                          int64
+	hashes                                       []byte
+	// top holds the nearest Limit candidates, nearest first.
+	top []candidate
+	out []byte
 }
 
 type candidate struct {
-	dist    float64
-	id, raw []byte
+	hav float64 // orders as the distance does
+	ix  *Index
+	i   int
 }
 
-// VisitCell keeps the entries of a cell that are valid now and within the
-// radius.
-func (s *search) VisitCell(entries []byte) {
-	for {
-		e, rest, ok := NextEntry(entries)
-		if !ok {
-			return
-		}
-		entries = rest
-		if e.ValidFrom > s.now || s.now >= e.ValidUntil {
+func (s *search) reset(q NearbyQuery, now int64) {
+	s.q, s.now = q, now
+	s.box = BoxAround(q.Lat, q.Lon, q.RadiusM)
+	s.sinHalfφ, s.cosHalfφ = math.Sincos(q.Lat * degToRad / 2)
+	s.sinHalfλ, s.cosHalfλ = math.Sincos(q.Lon * degToRad / 2)
+	s.cosφ = math.Cos(q.Lat * degToRad)
+	r := math.Sin(q.RadiusM / EarthRadiusM / 2)
+	s.havMax = r * r
+	s.rimTol = havTolerance(s.havMax)
+	s.top = s.top[:0]
+}
+
+// VisitCell keeps the coupons of a cell that are valid now and within the
+// radius. Only the latitude band of the circle is scanned; the haversine
+// is sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2), with each half-angle sine
+// expanded from precomputed sines and cosines.
+func (s *search) VisitCell(ix *Index) {
+	lo, hi := ix.latBand(&s.box)
+	sφ, cφ, sλ, cλ := ix.sinHalfLat[lo:hi], ix.cosHalfLat[lo:hi], ix.sinHalfLon[lo:hi], ix.cosHalfLon[lo:hi]
+	cos, from, until := ix.cosLat[lo:hi], ix.from[lo:hi], ix.until[lo:hi]
+	for k := range sφ {
+		if from[k] > s.now || s.now >= until[k] {
 			continue
 		}
-		if d := DistanceM(s.q.Lat, s.q.Lon, e.Lat, e.Lon); d <= s.q.RadiusM {
-			s.cands = append(s.cands, candidate{dist: d, id: e.ID, raw: e.Raw})
+		a := sφ[k]*s.cosHalfφ - cφ[k]*s.sinHalfφ // sin((φ2-φ1)/2)
+		b := sλ[k]*s.cosHalfλ - cλ[k]*s.sinHalfλ // sin((λ2-λ1)/2)
+		h := a*a + s.cosφ*cos[k]*b*b
+		if h > s.havMax+s.rimTol {
+			continue
 		}
+		i := lo + k
+		if h >= s.havMax-s.rimTol && DistanceM(s.q.Lat, s.q.Lon, ix.lat[i], ix.lon[i]) > s.q.RadiusM {
+			continue // on the rim: decided by the exact formula
+		}
+		s.insertTop(candidate{hav: h, ix: ix, i: i})
 	}
 }
 
-func byDistanceThenID(a, b candidate) int {
-	switch {
-	case a.dist < b.dist:
-		return -1
-	case a.dist > b.dist:
+// insertTop keeps top as the Limit nearest, in order.
+func (s *search) insertTop(c candidate) {
+	n := len(s.top)
+	if n == s.q.Limit && s.compare(c, s.top[n-1]) >= 0 {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.top, c, s.compare)
+	if n < s.q.Limit {
+		s.top = append(s.top, candidate{})
+	}
+	copy(s.top[i+1:], s.top[i:])
+	s.top[i] = c
+}
+
+// havTolerance bounds how far the expanded haversine of VisitCell may be
+// from the exact formula's: its half-angle sines come from a difference of
+// products, exact to a few ulps absolutely, so the error grows as √h.
+func havTolerance(h float64) float64 { return 1e-14 * (math.Sqrt(h) + h) }
+
+// compare orders by distance, then id. Where two expanded haversines are
+// closer than their tolerance, the exact distances decide, so ties are
+// ties exactly as the API's formula makes them.
+func (s *search) compare(a, b candidate) int {
+	if d := a.hav - b.hav; math.Abs(d) > havTolerance(max(a.hav, b.hav)) {
+		if d < 0 {
+			return -1
+		}
 		return 1
 	}
-	return bytes.Compare(a.id, b.id)
+	da := DistanceM(s.q.Lat, s.q.Lon, a.ix.lat[a.i], a.ix.lon[a.i])
+	db := DistanceM(s.q.Lat, s.q.Lon, b.ix.lat[b.i], b.ix.lon[b.i])
+	switch {
+	case da < db:
+		return -1
+	case da > db:
+		return 1
+	}
+	return bytes.Compare(a.ix.ID(a.i), b.ix.ID(b.i))
 }
 
-// render writes {"count":N,"coupons":[...]} with the nearest Limit coupons,
-// each its stored object with "distance_m" added.
-func (s *search) render(dst []byte) []byte {
-	slices.SortFunc(s.cands, byDistanceThenID)
-	n := min(len(s.cands), s.q.Limit)
-	dst = append(dst, `{"count":`...)
-	dst = strconv.AppendInt(dst, int64(n), 10)
-	dst = append(dst, `,"coupons":[`...)
-	for i, c := range s.cands[:n] {
-		if i > 0 {
-			dst = append(dst, ',')
+// countRoom is kept free at the start of the buffer for `{"count":N`,
+// which is known only once the members are written.
+const countRoom = 32
+
+// render writes {"count":N,"coupons":[...]}, each coupon its stored object
+// with "distance_m" added. It returns the buffer to keep and the answer
+// inside it.
+func (s *search) render(buf []byte) ([]byte, []byte) {
+	buf = append(buf[:0], make([]byte, countRoom)...)
+	buf = append(buf, `,"coupons":[`...)
+	for n, c := range s.top {
+		if n > 0 {
+			buf = append(buf, ',')
 		}
-		dst = appendWithDistance(dst, c.raw, c.dist)
+		buf = appendWithDistance(buf, c.ix.Raw(c.i), DistanceM(s.q.Lat, s.q.Lon, c.ix.lat[c.i], c.ix.lon[c.i]))
 	}
-	return append(dst, "]}"...)
+	buf = append(buf, "]}"...)
+	var head [countRoom]byte
+	h := strconv.AppendInt(append(head[:0], `{"count":`...), int64(len(s.top)), 10)
+	start := countRoom - len(h)
+	copy(buf[start:], h)
+	return buf, buf[start:]
 }
 
 // appendWithDistance appends the object raw with "distance_m" (metres, one

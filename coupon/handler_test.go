@@ -205,6 +205,14 @@ func TestNearbyMatchesBruteForce(t *testing.T) {
 		add(lat, math.Max(lon, -180))
 		add(35.68+float64(i%10)*ch/2, 139.76+float64(i/10)*cw/2)
 	}
+	// A tight cluster of pairs mirrored in longitude: exact ties a few
+	// metres apart, where rounding decides the order if anything does.
+	for k := 1; k <= 12; k++ {
+		d := float64(k) * 1.5e-5
+		add(12.5, 45.5+d)
+		add(12.5, 45.5-d)
+		add(12.5+d, 45.5)
+	}
 	m := map[string]Coupon{}
 	for _, c := range coupons {
 		m[c.ID] = c
@@ -265,6 +273,9 @@ func TestNearbyMatchesBruteForce(t *testing.T) {
 	}
 	for _, p := range [][2]float64{{90, 0}, {-90, 0}, {90, 180}, {0, 180}, {0, -180}, {89.99, -180}} {
 		check(p[0], p[1], 20000)
+	}
+	for r := 1.0; r <= 30; r += 0.5 {
+		check(12.5, 45.5, r)
 	}
 	// Centres exactly on cell corners.
 	for i := 0; i < 50; i++ {

@@ -38,13 +38,13 @@ type Store interface {
 	// Coupon returns the stored JSON of the coupon id, or nil when there is
 	// none. The bytes are valid until the caller's next call with them.
 	Coupon(id []byte) (raw []byte, st Status, err error)
-	// Cells passes the entries (see AppendEntry) of each cell named in
-	// hashes, which holds geohashes of precision bytes back to back, to v.
+	// Cells passes the index of each cell named in hashes, which holds
+	// geohashes of precision bytes back to back, to v. Cells without
+	// coupons may be skipped.
 	Cells(hashes []byte, precision int, v CellVisitor) (Status, error)
 }
 
-// CellVisitor receives the entries of one cell; the bytes stay valid until
-// the Cells call that passed them returns.
+// CellVisitor receives the index of one cell.
 type CellVisitor interface {
-	VisitCell(entries []byte)
+	VisitCell(ix *Index)
 }

@@ -36,8 +36,8 @@ func (a *app) registerMetrics(reg *prometheus.Registry) {
 	for _, l := range []struct {
 		layer string
 		f     func() uint64
-	}{{"l1", st.L1Hits.Load}, {"l2", st.L2Hits.Load}, {"redis", st.Misses.Load}} {
-		counter("edgeproxy_coupon_cache_lookups_total", "Coupon cache lookups by the layer that answered (l1 bigcache, l2 rueidis, redis a network read).",
+	}{{"l0", st.L0Hits.Load}, {"l1", st.L1Hits.Load}, {"l2", st.L2Hits.Load}, {"redis", st.Misses.Load}} {
+		counter("edgeproxy_coupon_cache_lookups_total", "Coupon cache lookups by the layer that answered (l0 decoded cells, l1 bigcache, l2 rueidis, redis a network read).",
 			prometheus.Labels{"layer": l.layer}, l.f)
 	}
 	counter("edgeproxy_coupon_invalidations_total", "Invalidations received from Redis.", prometheus.Labels{"kind": "key"}, st.Invalidations.Load)

@@ -178,6 +178,8 @@ func (a *app) reload() {
 		err = a.proxy.Reload(a.options(cfg))
 	}
 	if err != nil {
+		a.lastReload.Store(&admin.Reload{At: start, Err: err.Error()})
+		a.reloads.WithLabelValues("error").Inc()
 		var es config.Errors
 		if errors.As(err, &es) {
 			for _, e := range es {
@@ -186,8 +188,6 @@ func (a *app) reload() {
 		} else {
 			a.log.Error("reload refused", zap.Error(err))
 		}
-		a.lastReload.Store(&admin.Reload{At: start, Err: err.Error()})
-		a.reloads.WithLabelValues("error").Inc()
 		return
 	}
 	a.cfg.Store(cfg)
@@ -236,7 +236,7 @@ func (a *app) status() admin.StatusData {
 		cs := &admin.CouponStatus{Store: c.storeState(), Hit: n.Hit.Load(), Miss: n.Miss.Load(), Stale: n.Stale.Load(),
 			Unavailable: n.Unavailable.Load(), Fallback: n.Fallback.Load()}
 		if r := c.redis; r != nil {
-			cs.L1Hits, cs.L2Hits, cs.RedisReads = r.Stats.L1Hits.Load(), r.Stats.L2Hits.Load(), r.Stats.Misses.Load()
+			cs.L1Hits, cs.L2Hits, cs.RedisReads = r.Stats.L0Hits.Load()+r.Stats.L1Hits.Load(), r.Stats.L2Hits.Load(), r.Stats.Misses.Load()
 			cs.Invalidations, cs.InvalidationsAll = r.Stats.Invalidations.Load(), r.Stats.InvalidateAll.Load()
 		} else {
 			cs.L1Hits = n.Hit.Load() // the file store answers from memory

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// loadgenChild: bench -loadgen URL RATE DURATION WORKERS. It schedules
+// requests at a constant rate and measures each from its scheduled start,
+// so time spent queued behind a slow answer counts (no coordinated
+// omission). It prints: sent failed missed p50 p99 p99.9 max (ns).
+func loadgenChild(args []string) {
+	url := args[0]
+	rate, _ := strconv.ParseFloat(args[1], 64)
+	dur, _ := time.ParseDuration(args[2])
+	workers, _ := strconv.Atoi(args[3])
+	total := int(rate * dur.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	var uri fasthttp.URI
+	uri.Parse(nil, []byte(url))
+	hc := &fasthttp.HostClient{Addr: string(uri.Host()), MaxConns: workers * 2}
+	lat := make([]time.Duration, total)
+	var next, failed atomic.Int64
+	start := time.Now().Add(50 * time.Millisecond)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.SetRequestURI(url)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total {
+					return
+				}
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				}
+				if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 200 {
+					failed.Add(1)
+				}
+				lat[i] = time.Since(at)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) int64 { return int64(lat[min(int(p*float64(total)), total-1)]) }
+	// missed: requests that started more than one interval late.
+	fmt.Printf("%d %d %d %d %d %d %d\n", total, failed.Load(), 0, q(0.50), q(0.99), q(0.999), int64(lat[total-1]))
+}
+
+// idleChild: bench -idle ADDR N opens N keep-alive connections, sends one
+// request on each, prints "ready" and holds them until stdin closes.
+func idleChild(args []string) {
+	addr := args[0]
+	n, _ := strconv.Atoi(args[1])
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	lim.Cur = lim.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			fmt.Printf("error after %d connections: %v\n", i, err)
+			os.Exit(1)
+		}
+		if _, err := io.WriteString(c, "GET /size/16 HTTP/1.1\r\nHost: bench\r\n\r\n"); err != nil {
+			fmt.Printf("error: %v\n", err)
+			os.Exit(1)
+		}
+		br := bufio.NewReader(c)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				fmt.Printf("error reading: %v\n", err)
+				os.Exit(1)
+			}
+			if l == "\r\n" {
+				break
+			}
+		}
+		body := make([]byte, 16)
+		io.ReadFull(br, body)
+		conns = append(conns, c)
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+}

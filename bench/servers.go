@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The bench binary also runs its own helper servers as child processes,
+// so each can be pinned to a core and measured apart:
+//
+//	bench -serve upstream ADDR        the loopback upstream of every system
+//	bench -serve bare ADDR FILE...    a bare fasthttp server answering the
+//	                                  bytes of FILE for /0, /1, …: the ceiling
+
+// upstreamHandler answers /size/N with N bytes, /file/K with the K-th
+// file's bytes as JSON, and POSTs with the size of their body.
+func upstreamHandler(files [][]byte) fasthttp.RequestHandler {
+	cache := map[int][]byte{}
+	return func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Path()
+		switch {
+		case ctx.IsPost():
+			ctx.SetBodyString(strconv.Itoa(len(ctx.PostBody())))
+		case bytes.HasPrefix(path, []byte("/size/")):
+			n, _ := strconv.Atoi(string(path[len("/size/"):]))
+			b, ok := cache[n]
+			if !ok {
+				b = bytes.Repeat([]byte("x"), n)
+				cache[n] = b
+			}
+			ctx.SetBody(b)
+		case bytes.HasPrefix(path, []byte("/file/")):
+			k, _ := strconv.Atoi(string(path[len("/file/"):]))
+			if k < 0 || k >= len(files) {
+				ctx.SetStatusCode(404)
+				return
+			}
+			ctx.SetContentType("application/json")
+			ctx.SetBody(files[k])
+		default:
+			ctx.SetStatusCode(404)
+		}
+	}
+}
+
+func serveChild(args []string) {
+	kind, addr := args[0], args[1]
+	var files [][]byte
+	for _, f := range args[2:] {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			panic(err)
+		}
+		files = append(files, b)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	h := upstreamHandler(files)
+	if kind == "bare" {
+		// The ceiling: the same bytes edgeproxy answers, from memory.
+		h = func(ctx *fasthttp.RequestCtx) {
+			k, _ := strconv.Atoi(string(ctx.Path()[1:]))
+			ctx.SetContentType("application/json")
+			ctx.Response.Header.Set("X-Cache", "HIT")
+			ctx.SetBody(files[k%len(files)])
+		}
+	}
+	srv := &fasthttp.Server{Handler: h, Concurrency: 50000, NoDefaultServerHeader: true}
+	if err := srv.Serve(ln); err != nil {
+		panic(err)
+	}
+}
