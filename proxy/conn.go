@@ -37,23 +37,26 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 // timedConn replaces fasthttp's absolute per-request deadlines, which would
 // cut off any body that takes longer than the response timeout to stream.
 // fasthttp sets a deadline before writing the request and before reading
-// the response; timedConn keeps the time the response may take to start
-// (deadline minus first write) and counts it from the last byte of the
-// request, then bounds every later read by ioTimeout. A connection serves
-// one request at a time, so the fields need no lock.
+// the response. timedConn keeps the time the response may take to start
+// and counts it from the end of the request, then bounds every later read
+// by ioTimeout, and every write after a request's first by ioTimeout. A
+// small request and response (one write, one read) use fasthttp's own
+// deadlines and never read the clock here. A connection serves one request
+// at a time, so the fields need no lock.
 type timedConn struct {
 	net.Conn
 	ioTimeout time.Duration
 
-	readDeadline time.Time // asked for by fasthttp for this request
-	firstWrite   time.Time
-	lastWrite    time.Time
-	writing      bool // the last operation was a write: a request is going out
-	started      bool // a response byte has arrived since the request
+	readDeadline  time.Time // asked for by fasthttp for this request
+	writeDeadline time.Time
+	firstWrite    time.Time // zero until a request writes twice
+	lastWrite     time.Time
+	writes        int  // writes of the current request
+	started       bool // a response byte has arrived since the request
 }
 
 func (c *timedConn) SetDeadline(t time.Time) error {
-	c.readDeadline = t
+	c.readDeadline, c.writeDeadline = t, t
 	return nil
 }
 
@@ -62,17 +65,29 @@ func (c *timedConn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline is ignored: every write gets ioTimeout of its own.
-func (c *timedConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *timedConn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadline = t
+	return nil
+}
 
 func (c *timedConn) Write(b []byte) (int, error) {
-	now := time.Now()
-	if !c.writing {
-		c.writing, c.started = true, false
-		c.firstWrite = now
+	var deadline time.Time
+	if c.writes == 0 || c.started {
+		// The first write of a request: fasthttp's deadline holds.
+		c.writes, c.started = 0, false
+		c.firstWrite, c.lastWrite = time.Time{}, time.Time{}
+		deadline = c.writeDeadline
+	} else {
+		// A body spanning writes: each gets ioTimeout of its own.
+		now := time.Now()
+		if c.firstWrite.IsZero() {
+			c.firstWrite = now
+		}
+		c.lastWrite = now
+		deadline = now.Add(c.ioTimeout)
 	}
-	c.lastWrite = now
-	if err := c.Conn.SetWriteDeadline(now.Add(c.ioTimeout)); err != nil {
+	c.writes++
+	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(b)
@@ -80,14 +95,17 @@ func (c *timedConn) Write(b []byte) (int, error) {
 
 func (c *timedConn) Read(b []byte) (int, error) {
 	var deadline time.Time
-	if !c.started && !c.readDeadline.IsZero() && !c.firstWrite.IsZero() {
-		// Waiting for the response to start: the request's own timeout,
-		// counted from when it was fully sent.
-		deadline = c.lastWrite.Add(c.readDeadline.Sub(c.firstWrite))
-	} else {
+	switch {
+	case c.started:
+		// The response is streaming: each read gets ioTimeout.
 		deadline = time.Now().Add(c.ioTimeout)
+	case !c.lastWrite.IsZero() && !c.readDeadline.IsZero():
+		// A long request body: the response may take as long to start,
+		// counted from its end, as fasthttp allowed from its start.
+		deadline = c.lastWrite.Add(c.readDeadline.Sub(c.firstWrite))
+	default:
+		deadline = c.readDeadline
 	}
-	c.writing = false
 	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
