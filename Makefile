@@ -6,6 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/edgeproxy
 CONFIG    ?= config.example.toml
 FUZZTIME  ?= 30s
+SOAK      ?= 5m
 BENCHTIME ?= 2s
 
 .DEFAULT_GOAL := help
@@ -46,6 +47,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 		echo "== $$pkg $$target"; \
 		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+.PHONY: soak
+soak: ## mixed load for SOAK (default 5m): pass-through, coupons, writes, Redis restarts, reloads
+	EDGEPROXY_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./cmd/edgeproxy
 
 .PHONY: bench-go
 bench-go: ## Go micro-benchmarks of the hot paths (allocs reported)

@@ -81,6 +81,9 @@ http {
     keepalive_timeout 300s;
     keepalive_requests 1000000;
     client_max_body_size 8m;
+    # Keep request bodies up to 128 KiB in memory, as an operator proxying
+    # uploads would; the default (16k) spools the 64 KiB POSTs to disk.
+    client_body_buffer_size 128k;
     proxy_cache_path %[1]s/cache keys_zone=coupons:10m;
     upstream up {
         server %[2]s;

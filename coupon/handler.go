@@ -76,7 +76,7 @@ var (
 // Serve is the fasthttp handler.
 func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	o := h.opts.Load()
-	path := ctx.URI().PathOriginal()
+	path := requestPath(ctx)
 	rest, ok := bytes.CutPrefix(path, []byte(o.PathPrefix))
 	var seg []byte
 	if ok && len(rest) > 1 && rest[0] == '/' && bytes.IndexByte(rest[1:], '/') < 0 {
@@ -91,6 +91,19 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	default:
 		h.byID(ctx, o, seg)
 	}
+}
+
+// requestPath is the raw path of the request-target, parsed only as far as
+// needed: the origin form is cut at '?', other forms go through fasthttp.
+func requestPath(ctx *fasthttp.RequestCtx) []byte {
+	uri := ctx.Request.Header.RequestURI()
+	if len(uri) == 0 || uri[0] != '/' {
+		return ctx.URI().PathOriginal()
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
 }
 
 // other handles what is not a coupon read: the fallback's, or 404/405.

@@ -97,6 +97,7 @@ func New(o Options) (*Server, error) {
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
 		ReduceMemoryUsage:             true,
+		LazyRequestTime:               true, // ctx.Time() is never read: one clock read less per request
 		Logger:                        zapPrintf{o.Logger},
 	}
 	return s, nil

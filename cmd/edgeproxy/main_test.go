@@ -129,7 +129,13 @@ type proc struct {
 // should listen on port 0; the ports are read from the start-up log line.
 func start(t *testing.T, config string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(binary, "-config", config), lines: make(chan map[string]any, 1000), done: make(chan struct{})}
+	return startWith(t, binary, config)
+}
+
+// startWith is start with another build of edgeproxy.
+func startWith(t *testing.T, bin, config string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(bin, "-config", config), lines: make(chan map[string]any, 1000), done: make(chan struct{})}
 	stderr, _ := p.cmd.StderrPipe()
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
