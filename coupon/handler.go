@@ -174,8 +174,8 @@ func (h *Handler) nearby(ctx *fasthttp.RequestCtx, o *Options) {
 }
 
 func (h *Handler) release(s *search) {
-	clear(s.top) // drop references to cell indexes
-	s.top = s.top[:0]
+	clear(s.cands) // drop references to cell indexes
+	s.cands = s.cands[:0]
 	h.scratch.Put(s)
 }
 
@@ -223,15 +223,17 @@ func appendError(dst []byte, e *ParamError) []byte {
 type search struct {
 	q   NearbyQuery
 	box Box
-	// The centre's half-angle sines and cosines, and cos(latitude).
-	sinHalfφ, cosHalfφ, sinHalfλ, cosHalfλ, cosφ float64
-	havMax                                       float64 // hav of the radius
-	rimTol                                       float64 // havTolerance(havMax)
-	now                                          int64
-	hashes                                       []byte
-	// top holds the nearest Limit candidates, nearest first.
-	top []candidate
-	out []byte
+	// The centre's latitude in radians, its half-angle sines and cosines,
+	// and cos(latitude).
+	φ, sinHalfφ, cosHalfφ, sinHalfλ, cosHalfλ, cosφ float64
+	havMax                                          float64 // hav of the radius
+	rimTol                                          float64 // havTolerance(havMax)
+	now                                             int64
+	hashes                                          []byte
+	// cands holds every candidate within the radius; after selectTop its
+	// first Limit are the nearest, in order.
+	cands []candidate
+	out   []byte
 }
 
 type candidate struct {
@@ -245,11 +247,12 @@ func (s *search) reset(q NearbyQuery, now int64) {
 	s.box = BoxAround(q.Lat, q.Lon, q.RadiusM)
 	s.sinHalfφ, s.cosHalfφ = math.Sincos(q.Lat * degToRad / 2)
 	s.sinHalfλ, s.cosHalfλ = math.Sincos(q.Lon * degToRad / 2)
-	s.cosφ = math.Cos(q.Lat * degToRad)
+	s.φ = q.Lat * degToRad
+	s.cosφ = math.Cos(s.φ)
 	r := math.Sin(q.RadiusM / EarthRadiusM / 2)
 	s.havMax = r * r
 	s.rimTol = havTolerance(s.havMax)
-	s.top = s.top[:0]
+	s.cands = s.cands[:0]
 }
 
 // VisitCell keeps the coupons of a cell that are valid now and within the
@@ -271,25 +274,56 @@ func (s *search) VisitCell(ix *Index) {
 			continue
 		}
 		i := lo + k
-		if h >= s.havMax-s.rimTol && DistanceM(s.q.Lat, s.q.Lon, ix.lat[i], ix.lon[i]) > s.q.RadiusM {
+		if h >= s.havMax-s.rimTol && s.distance(ix, i) > s.q.RadiusM {
 			continue // on the rim: decided by the exact formula
 		}
-		s.insertTop(candidate{hav: h, ix: ix, i: i})
+		s.cands = append(s.cands, candidate{hav: h, ix: ix, i: i})
 	}
 }
 
-// insertTop keeps top as the Limit nearest, in order.
-func (s *search) insertTop(c candidate) {
-	n := len(s.top)
-	if n == s.q.Limit && s.compare(c, s.top[n-1]) >= 0 {
-		return
+// distance is DistanceM from the centre to coupon i, bit for bit, with the
+// cosines already at hand.
+func (s *search) distance(ix *Index, i int) float64 {
+	return havMeters(hav(s.φ, s.cosφ, ix.lat[i]*degToRad, ix.cosLat[i], ix.lon[i]-s.q.Lon))
+}
+
+// selectTop moves the Limit nearest candidates, in order, to the front:
+// a quickselect around the Limit-th, then a sort of those alone.
+func (s *search) selectTop() []candidate {
+	c, k := s.cands, s.q.Limit
+	if len(c) > k {
+		lo, hi := 0, len(c)-1
+		for lo < hi {
+			p := s.partition(c, lo, hi)
+			switch {
+			case p == k:
+				lo = hi
+			case p < k:
+				lo = p + 1
+			default:
+				hi = p - 1
+			}
+		}
+		c = c[:k]
 	}
-	i, _ := slices.BinarySearchFunc(s.top, c, s.compare)
-	if n < s.q.Limit {
-		s.top = append(s.top, candidate{})
+	slices.SortFunc(c, s.compare)
+	return c
+}
+
+// partition is Lomuto's around the middle element; it returns the
+// pivot's final place.
+func (s *search) partition(c []candidate, lo, hi int) int {
+	mid := lo + (hi-lo)/2
+	c[mid], c[hi] = c[hi], c[mid]
+	p := lo
+	for i := lo; i < hi; i++ {
+		if s.compare(c[i], c[hi]) < 0 {
+			c[i], c[p] = c[p], c[i]
+			p++
+		}
 	}
-	copy(s.top[i+1:], s.top[i:])
-	s.top[i] = c
+	c[p], c[hi] = c[hi], c[p]
+	return p
 }
 
 // havTolerance bounds how far the expanded haversine of VisitCell may be
@@ -301,14 +335,15 @@ func havTolerance(h float64) float64 { return 1e-14 * (math.Sqrt(h) + h) }
 // closer than their tolerance, the exact distances decide, so ties are
 // ties exactly as the API's formula makes them.
 func (s *search) compare(a, b candidate) int {
-	if d := a.hav - b.hav; math.Abs(d) > havTolerance(max(a.hav, b.hav)) {
+	// havTolerance is at most 2e-14 (h <= 1): most pairs are decided
+	// without computing it.
+	if d := a.hav - b.hav; math.Abs(d) > 2e-14 || math.Abs(d) > havTolerance(max(a.hav, b.hav)) {
 		if d < 0 {
 			return -1
 		}
 		return 1
 	}
-	da := DistanceM(s.q.Lat, s.q.Lon, a.ix.lat[a.i], a.ix.lon[a.i])
-	db := DistanceM(s.q.Lat, s.q.Lon, b.ix.lat[b.i], b.ix.lon[b.i])
+	da, db := s.distance(a.ix, a.i), s.distance(b.ix, b.i)
 	switch {
 	case da < db:
 		return -1
@@ -328,15 +363,16 @@ const countRoom = 32
 func (s *search) render(buf []byte) ([]byte, []byte) {
 	buf = append(buf[:0], make([]byte, countRoom)...)
 	buf = append(buf, `,"coupons":[`...)
-	for n, c := range s.top {
+	top := s.selectTop()
+	for n, c := range top {
 		if n > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendWithDistance(buf, c.ix.Raw(c.i), DistanceM(s.q.Lat, s.q.Lon, c.ix.lat[c.i], c.ix.lon[c.i]))
+		buf = appendWithDistance(buf, c.ix.Raw(c.i), s.distance(c.ix, c.i))
 	}
 	buf = append(buf, "]}"...)
 	var head [countRoom]byte
-	h := strconv.AppendInt(append(head[:0], `{"count":`...), int64(len(s.top)), 10)
+	h := strconv.AppendInt(append(head[:0], `{"count":`...), int64(len(top)), 10)
 	start := countRoom - len(h)
 	copy(buf[start:], h)
 	return buf, buf[start:]

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -360,5 +362,90 @@ func TestRoundRobinSpreadsEvenly(t *testing.T) {
 	}
 	if a.Load() != 10 || b.Load() != 10 {
 		t.Errorf("round robin: %d / %d", a.Load(), b.Load())
+	}
+}
+
+// blackholeListener returns an address whose accept queue is full, so a
+// new connection neither succeeds nor is refused: the SYN goes unanswered.
+func blackholeListener(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Fill the queue; it is never accepted from.
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+func TestConnectTimeoutGives502WithinTimeout(t *testing.T) {
+	uo := testUpstreamOptions(blackholeListener(t))
+	uo.ConnectTimeout = 300 * time.Millisecond
+	uo.Retries = 0
+	addr, _ := oneRoute(t, uo)
+	start := time.Now()
+	resp, _ := get(t, "http://"+addr+"/")
+	took := time.Since(start)
+	if resp.StatusCode != 502 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if took < 250*time.Millisecond || took > 1500*time.Millisecond {
+		t.Errorf("502 after %v; connect_timeout is 300ms", took)
+	}
+}
+
+// TestReloadKeepsUnchangedPools: a reload that leaves an upstream as it was
+// keeps its pool, so its servers see no new connections; a changed one is
+// rebuilt and the old pool closed.
+func TestReloadKeepsUnchangedPools(t *testing.T) {
+	var conns atomic.Int64
+	up := httptestServerWithConnState(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, &conns)
+	o := testOptions()
+	o.Upstreams["up"] = testUpstreamOptions(up)
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up"}}
+	addr, s := startProxy(t, o)
+	for i := 0; i < 10; i++ {
+		get(t, "http://"+addr+"/")
+	}
+	before := conns.Load()
+	pool := s.state.Load().upstreams["up"]
+	for i := 0; i < 5; i++ {
+		o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", Name: fmt.Sprint("r", i)}}
+		if err := s.Reload(o); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 10; j++ {
+			get(t, "http://"+addr+"/")
+		}
+	}
+	if s.state.Load().upstreams["up"] != pool || conns.Load() != before {
+		t.Errorf("unchanged upstream rebuilt: %d new connections", conns.Load()-before)
+	}
+	changed := testUpstreamOptions(up)
+	changed.Retries = 2
+	o.Upstreams["up"] = changed
+	if err := s.Reload(o); err != nil {
+		t.Fatal(err)
+	}
+	if s.state.Load().upstreams["up"] == pool {
+		t.Errorf("changed upstream kept its old pool")
+	}
+	if n := pool.servers[0].hc.ConnsCount(); n != 0 {
+		t.Errorf("old pool still holds %d connections", n)
 	}
 }
