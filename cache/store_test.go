@@ -236,7 +236,7 @@ func TestWritesAreVisibleWithin100ms(t *testing.T) {
 		return strings.Join(c.ids, ",")
 	}
 	var lat []time.Duration
-	for i := 0; i < 60; i++ {
+	for i := 0; i < 100; i++ {
 		raw := fmt.Sprintf(`{"id":"f","lat":10,"lon":10,"v":%d}`, i)
 		readID() // keep both layers hot with the old value
 		readCell()
@@ -250,7 +250,7 @@ func TestWritesAreVisibleWithin100ms(t *testing.T) {
 	waitValue(t, readCell, "f", time.Second)
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+	p50, p99 := lat[len(lat)/2], lat[(len(lat)*99+99)/100-1]
 	t.Logf("write → visible over %d writes: p50 %v, p99 %v, max %v", len(lat), p50, p99, lat[len(lat)-1])
 	if p99 > 100*time.Millisecond {
 		t.Errorf("p99 %v over 100ms", p99)
@@ -288,7 +288,9 @@ func TestFillRacingInvalidationLeavesNoStaleEntry(t *testing.T) {
 		stop.Store(true)
 		wg.Wait()
 		read := func() string { raw, _, _ := s.Coupon([]byte(id)); return string(raw) }
-		waitValue(t, read, last, 100*time.Millisecond)
+		// Latency is TestWritesAreVisibleWithin100ms's business; this test
+		// is about what is served once the last value has been seen.
+		waitValue(t, read, last, time.Second)
 		for i := 0; i < 50; i++ {
 			if got := read(); got != last {
 				t.Fatalf("round %d: stale value %s after %s was served", round, got, last)
