@@ -37,7 +37,7 @@ listen = "127.0.0.1:0"
 [admin]
 listen = "127.0.0.1:0"
 [log]
-level = "warn"
+level = "info"
 access_log = %q
 [upstreams.news]
 servers = [%q]
@@ -122,33 +122,45 @@ addrs = [%q]
 	writes := writeFile(t, dir, "writes.jsonl", "")
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var writesDone, reloads, restarts int
 	for sec := 1; time.Since(startT) < d; sec++ {
 		<-tick.C
-		switch {
-		case sec%5 == 0:
+		// Each event on its own schedule; several may fall on one second.
+		if sec%5 == 0 {
 			takeSample()
-		case sec%7 == 0: // coupon writes
+		}
+		if sec%7 == 0 { // coupon writes
 			var b strings.Builder
 			for i := 0; i < 50; i++ {
 				fmt.Fprintf(&b, `{"id":"soak-%d","lat":%.5f,"lon":%.5f,"v":%d}`+"\n", i, 35.68+float64(i)/1000, 139.76, sec)
 			}
 			os.WriteFile(writes, []byte(b.String()), 0o644)
 			importFile(writes)
-		case sec%11 == 0: // reload
+			writesDone++
+		}
+		if sec%11 == 0 { // reload
 			writeFile(t, dir, "edge.toml", good(sec))
 			p.signal(syscall.SIGHUP)
-		case sec%30 == 0: // Redis restart
+			p.waitLog("configuration reloaded", 10*time.Second)
+			reloads++
+		}
+		if sec%30 == 0 { // Redis restart
 			r.Stop()
 			time.Sleep(2 * time.Second)
 			r.Restart()
 			importFile(sample)
+			restarts++
 		}
 	}
 	stop.Store(true)
 	wg.Wait()
 	takeSample()
 
-	t.Logf("%d requests in %v, %d lost %v", done.Load(), d, lost.Load(), lostKinds)
+	t.Logf("%d requests in %v, %d lost %v; %d coupon imports, %d reloads, %d Redis restarts",
+		done.Load(), d, lost.Load(), lostKinds, writesDone, reloads, restarts)
+	if reloads == 0 || restarts == 0 || writesDone == 0 {
+		t.Errorf("the soak did not exercise every event")
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%8s %10s %10s %6s %10s\n", "time", "RSS KiB", "goroutines", "files", "requests")
 	for _, s := range samples {
