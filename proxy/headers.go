@@ -85,7 +85,6 @@ func copyRequestHeaders(out, in *fasthttp.RequestHeader, fields []headerField, t
 			tokens = connectionTokens(tokens, v)
 		}
 	}
-	xffStart := -1
 	for _, h := range fields {
 		k := h.key
 		switch {
@@ -98,10 +97,9 @@ func copyRequestHeaders(out, in *fasthttp.RequestHeader, fields []headerField, t
 			bytes.EqualFold(k, hXForwardedProto), bytes.EqualFold(k, hXForwardedHost):
 			continue
 		case bytes.EqualFold(k, hXForwardedFor):
-			// Joined in place of the first occurrence by the caller;
-			// remember the values without copying.
-			if xffStart < 0 {
-				xffStart = 0
+			// Rebuilt by the caller; the first value is kept by reference,
+			// repeated fields are joined (rare, so that copy is fine).
+			if f.xff == nil {
 				f.xff = h.value
 			} else {
 				f.xff = append(append(append([]byte(nil), f.xff...), ", "...), h.value...)
