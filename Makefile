@@ -8,6 +8,7 @@ CONFIG    ?= config.example.toml
 FUZZTIME  ?= 30s
 SOAK      ?= 5m
 BENCHTIME ?= 2s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .DEFAULT_GOAL := help
 
@@ -28,7 +29,7 @@ check-config: build ## check CONFIG like nginx -t
 	$(BIN) -t -config $(CONFIG)
 
 .PHONY: test
-test: vet ## go vet, then every test with the race detector (fuzz seeds included)
+test: vet lint ## go vet, gofmt and staticcheck, then every test with the race detector (fuzz seeds included)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-short
@@ -39,6 +40,10 @@ test-short: ## the tests without the race detector and the 1 GiB body test
 vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+
+.PHONY: lint
+lint: ## staticcheck (fetched through the Go module proxy)
+	$(GO) run $(STATICCHECK) ./...
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)

@@ -38,7 +38,6 @@ type runner struct {
 	bodies            []string // files: coupon by id, nearby responses
 
 	results []result
-	notes   []string
 }
 
 type result struct {

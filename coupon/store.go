@@ -26,9 +26,6 @@ func (s Status) String() string {
 	}
 }
 
-// worse keeps the least fresh of two statuses for a multi-cell answer.
-func worse(a, b Status) Status { return max(a, b) }
-
 // ErrUnavailable is returned by a Store that cannot answer at all.
 var ErrUnavailable = errors.New("coupon store unavailable")
 

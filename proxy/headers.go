@@ -23,7 +23,6 @@ var (
 	hXForwardedHost  = []byte("X-Forwarded-Host")
 	hXRequestID      = []byte("X-Request-Id")
 	hConnection      = []byte("Connection")
-	hServer          = []byte("Server")
 )
 
 func isHopByHop(name []byte) bool {
