@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"math"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -226,20 +225,8 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-func sortedUpstreams(us []proxy.UpstreamStatus) []proxy.UpstreamStatus {
-	sort.Slice(us, func(i, j int) bool { return us[i].Name < us[j].Name })
-	return us
-}
-
 var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
-	"upstreams": sortedUpstreams,
-	"ts":        func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") },
-	"pct": func(a, b int) string {
-		if b == 0 {
-			return "—"
-		}
-		return fmt.Sprintf("%d%%", 100*a/b)
-	},
+	"ts": func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="{{.Refresh}}">
@@ -258,7 +245,7 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 
 <h2>Upstreams</h2>
 <table id="upstreams"><tr><th>upstream</th><th>server</th><th>state</th><th>in flight</th><th>pool (busy / idle / max)</th><th>requests</th><th>failures</th></tr>
-{{range upstreams .Proxy.Upstreams}}{{$u := .}}{{range .Servers}}
+{{range .Proxy.Upstreams}}{{$u := .}}{{range .Servers}}
 <tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}})</span></td><td>{{.Addr}}</td>
 <td>{{if .Up}}UP{{else}}DOWN {{.Why}}{{end}}</td><td class="num">{{.InFlight}}</td>
 <td class="num">{{.Busy}} / {{.IdleConns}} / {{$u.MaxConns}}</td><td class="num">{{.Requests}}</td><td class="num">{{.Failures}}</td></tr>{{end}}{{end}}

@@ -98,7 +98,7 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 	}
 	// Redis is failing: what is still missing is served stale, or not at all.
 	for _, m := range pending {
-		if m.stale == nil || nowNs-m.h.fetched > int64(s.o.StaleIfError) {
+		if m.stale == nil || !s.youngEnough(m.h, nowNs) {
 			s.Stats.Unavailable.Add(1)
 			return coupon.Stale, coupon.ErrUnavailable
 		}
@@ -184,12 +184,12 @@ func newCellCache(maxBytes int64) *cellCache {
 	return c
 }
 
-func (c *cellCache) shard(key []byte) *cellShard {
-	return &c.shards[fnv(fnvOffset, view(key))&63]
+func (c *cellCache) shard(key string) *cellShard {
+	return &c.shards[fnv(fnvOffset, key)&63]
 }
 
 func (c *cellCache) get(key []byte) (cellEntry, bool) {
-	sh := c.shard(key)
+	sh := c.shard(view(key))
 	sh.mu.RLock()
 	e, ok := sh.m[string(key)]
 	sh.mu.RUnlock()
@@ -199,7 +199,7 @@ func (c *cellCache) get(key []byte) (cellEntry, bool) {
 // put stores e, first making room by dropping entries picked by the map's
 // random iteration order (cheap, and fair enough for hot cells to return).
 func (c *cellCache) put(key string, e cellEntry) {
-	sh := c.shard([]byte(key))
+	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if old, ok := sh.m[key]; ok {
@@ -217,7 +217,7 @@ func (c *cellCache) put(key string, e cellEntry) {
 }
 
 func (c *cellCache) delete(key string) {
-	sh := c.shard([]byte(key))
+	sh := c.shard(key)
 	sh.mu.Lock()
 	if old, ok := sh.m[key]; ok {
 		delete(sh.m, key)

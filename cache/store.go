@@ -333,14 +333,16 @@ func (s *Store) lookupL1(key, source []byte, now int64) lookup {
 	if !ok {
 		return lookup{}
 	}
-	fresh := h.epoch == s.epoch.Load() && h.gen == s.stripeOf(source).Load() && now < h.expires
-	return lookup{h: h, payload: payload, ok: true, fresh: fresh}
+	return lookup{h: h, payload: payload, ok: true, fresh: s.fresh(h, source, now)}
 }
 
 // servableStale: while Redis fails, an entry up to StaleIfError old serves.
-// (Cells apply the same rule to their decoded form.)
 func (s *Store) servableStale(l lookup, now int64) bool {
-	return l.ok && now-l.h.fetched <= int64(s.o.StaleIfError)
+	return l.ok && s.youngEnough(l.h, now)
+}
+
+func (s *Store) youngEnough(h header, now int64) bool {
+	return now-h.fetched <= int64(s.o.StaleIfError)
 }
 
 func (s *Store) recentlyFailed(now time.Time) bool {

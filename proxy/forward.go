@@ -121,8 +121,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 		}
 		err := srv.hc.DoDeadline(out, resp, now.Add(timeout))
 		srv.inflight.Add(-1)
+		done := s.now()
 		ex.upstreamAddr = srv.addr
-		ex.upstreamDuration = s.now().Sub(now)
+		ex.upstreamDuration = done.Sub(now)
 		if err == nil {
 			s.relay(ctx, ex, resp)
 			return
@@ -135,7 +136,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 		f := classify(err)
 		status = f.status
 		ex.cause = err.Error()
-		if f.health && srv.fail(s.now(), up.opts.MaxFails, up.opts.FailTimeout) {
+		if f.health && srv.fail(done, up.opts.MaxFails, up.opts.FailTimeout) {
 			s.log.Warn("upstream server taken out by passive health check",
 				zap.String("upstream", up.name), zap.String("server", srv.addr), zap.Error(err))
 		}

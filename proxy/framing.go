@@ -72,7 +72,7 @@ func checkRequestHead(h *fasthttp.RequestHeader) (int, error) {
 		switch {
 		case bytes.EqualFold(name, hContentLength):
 			cl++
-		case bytes.EqualFold(name, hopByHop[5]): // Transfer-Encoding
+		case bytes.EqualFold(name, hTransferEncoding):
 			te++
 			if !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
 				return fasthttp.StatusBadRequest, errBadTE

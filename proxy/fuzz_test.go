@@ -43,7 +43,7 @@ func FuzzProxyRequest(f *testing.F) {
 			var cl, te bool
 			for k := range ctx.Request.Header.AllInOrder() {
 				switch {
-				case isHopByHop(k) && !bytes.EqualFold(k, hopByHop[5]):
+				case isHopByHop(k) && !bytes.EqualFold(k, hTransferEncoding):
 					mu.Lock()
 					violation = "hop-by-hop field " + string(k) + " forwarded"
 					mu.Unlock()
@@ -53,7 +53,7 @@ func FuzzProxyRequest(f *testing.F) {
 					mu.Unlock()
 				case bytes.EqualFold(k, hContentLength):
 					cl = true
-				case bytes.EqualFold(k, hopByHop[5]):
+				case bytes.EqualFold(k, hTransferEncoding):
 					te = true
 				}
 			}

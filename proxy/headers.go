@@ -15,14 +15,15 @@ var hopByHop = [][]byte{
 }
 
 var (
-	hContentLength   = []byte("Content-Length")
-	hHost            = []byte("Host")
-	hExpect          = []byte("Expect")
-	hXForwardedFor   = []byte("X-Forwarded-For")
-	hXForwardedProto = []byte("X-Forwarded-Proto")
-	hXForwardedHost  = []byte("X-Forwarded-Host")
-	hXRequestID      = []byte("X-Request-Id")
-	hConnection      = []byte("Connection")
+	hContentLength    = []byte("Content-Length")
+	hHost             = []byte("Host")
+	hExpect           = []byte("Expect")
+	hXForwardedFor    = []byte("X-Forwarded-For")
+	hXForwardedProto  = []byte("X-Forwarded-Proto")
+	hXForwardedHost   = []byte("X-Forwarded-Host")
+	hXRequestID       = []byte("X-Request-Id")
+	hConnection       = []byte("Connection")
+	hTransferEncoding = []byte("Transfer-Encoding")
 )
 
 func isHopByHop(name []byte) bool {

@@ -255,6 +255,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ex.metrics = &rt.metrics
 		ctx.SetUserValue(exchangeKey{}, ex)
 		rt.handler(ctx)
+		ctx.SetUserValue(exchangeKey{}, nil)
 		ex.cache = append(ex.cache, ctx.Response.Header.Peek("X-Cache")...)
 	default:
 		ex.route = rt.name
@@ -267,8 +268,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.finish(ex)
 	}
 	// A streaming exchange is finished by its body's CloseWithError.
-	ex = nil
-	ctx.SetUserValue(exchangeKey{}, nil)
 }
 
 // finish logs the exchange and returns it to the pool.
@@ -313,5 +312,8 @@ func (s *Server) appendRequestID(dst []byte) []byte {
 type zapPrintf struct{ l *zap.Logger }
 
 func (z zapPrintf) Printf(format string, args ...any) {
-	z.l.Debug(fmt.Sprintf(format, args...))
+	if ce := z.l.Check(zap.DebugLevel, ""); ce != nil {
+		ce.Message = fmt.Sprintf(format, args...)
+		ce.Write()
+	}
 }

@@ -10,7 +10,8 @@ import (
 	"testing"
 )
 
-// rawCapture is an upstream that records the raw bytes of each connection.
+// rawCapture is an upstream that records every request it reads, as soon
+// as it has read it: a pooled connection stays open after the answer.
 type rawCapture struct {
 	mu   sync.Mutex
 	seen []string
@@ -18,19 +19,17 @@ type rawCapture struct {
 
 func (rc *rawCapture) serve(c net.Conn) {
 	br := bufio.NewReader(c)
-	var all strings.Builder
 	for {
 		req, err := http.ReadRequest(br)
 		if err != nil {
-			break
+			return
 		}
 		body, _ := io.ReadAll(req.Body)
-		all.WriteString(req.Method + " " + req.RequestURI + " body=" + string(body) + "\n")
+		rc.mu.Lock()
+		rc.seen = append(rc.seen, req.Method+" "+req.RequestURI+" body="+string(body)+"\n")
+		rc.mu.Unlock()
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	}
-	rc.mu.Lock()
-	rc.seen = append(rc.seen, all.String())
-	rc.mu.Unlock()
 }
 
 func (rc *rawCapture) requests() string {
