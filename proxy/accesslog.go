@@ -3,20 +3,20 @@ package proxy
 import (
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
 // AccessLog writes one JSON line per request through a buffer, never
 // sampled. It is safe for concurrent use.
 type AccessLog struct {
-	logger *zap.Logger
-	sink   *zapcore.BufferedWriteSyncer
-	file   *os.File // nil for stdout/stderr
+	sink *zapcore.BufferedWriteSyncer
+	file *os.File // nil for stdout/stderr
 
 	path string
 	mu   sync.Mutex // guards file during Reopen
@@ -48,17 +48,6 @@ func NewAccessLog(o AccessLogOptions) (*AccessLog, error) {
 		w = &reopenableWriter{a: a}
 	}
 	a.sink = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: o.BufferSize, FlushInterval: o.FlushInterval}
-	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		TimeKey:       "time",
-		MessageKey:    zapcore.OmitKey,
-		LevelKey:      zapcore.OmitKey,
-		CallerKey:     zapcore.OmitKey,
-		StacktraceKey: zapcore.OmitKey,
-		NameKey:       zapcore.OmitKey,
-		EncodeTime:    zapcore.RFC3339NanoTimeEncoder,
-		LineEnding:    zapcore.DefaultLineEnding,
-	})
-	a.logger = zap.New(zapcore.NewCore(enc, a.sink, zapcore.InfoLevel))
 	return a, nil
 }
 
@@ -113,42 +102,117 @@ func (a *AccessLog) Close() error {
 	return err
 }
 
-// write emits ex as one line. The fields slice lives in the exchange, and
-// the strings view the exchange's buffers without copying: zap encodes them
-// before Write returns.
+// write emits ex as one line. The line is appended by hand into a buffer
+// the exchange keeps: the pass-through profile had zap's encoder (entry
+// pool, encoder clone, a Field per value, time formatting through an
+// interface) at 5% of CPU, twice what appending the same bytes costs. The
+// line is byte for byte what zap's JSON encoder wrote, and still goes
+// through zap's BufferedWriteSyncer.
 func (a *AccessLog) write(ex *exchange) {
-	ce := a.logger.Check(zapcore.InfoLevel, "")
-	if ce == nil {
-		return
-	}
-	ce.Time = ex.start
-	f := ex.fields[:0]
-	f = append(f,
-		zap.String("request_id", view(ex.requestID)),
-		zap.String("client", view(ex.client)),
-		zap.String("method", view(ex.method)),
-		zap.String("host", view(ex.host)),
-		zap.String("path", view(ex.target)),
-		zap.Int("status", ex.status),
-		zap.Int64("bytes_in", ex.bytesIn),
-		zap.Int64("bytes_out", ex.bytesOut),
-		zap.Float64("duration_ms", millis(ex.end.Sub(ex.start))),
-		zap.String("route", ex.route),
-		zap.String("upstream", ex.upstreamAddr),
-		zap.Float64("upstream_ms", millis(ex.upstreamDuration)),
-	)
+	b := append(ex.line[:0], `{"time":"`...)
+	b = ex.start.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendStringField(b, "request_id", view(ex.requestID))
+	b = appendStringField(b, "client", view(ex.client))
+	b = appendStringField(b, "method", view(ex.method))
+	b = appendStringField(b, "host", view(ex.host))
+	b = appendStringField(b, "path", view(ex.target))
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(ex.status), 10)
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, ex.bytesIn, 10)
+	b = append(b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, ex.bytesOut, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendMillis(b, ex.end.Sub(ex.start))
+	b = appendStringField(b, "route", ex.route)
+	b = appendStringField(b, "upstream", ex.upstreamAddr)
+	b = append(b, `,"upstream_ms":`...)
+	b = appendMillis(b, ex.upstreamDuration)
 	if ex.cause != "" {
-		f = append(f, zap.String("error", ex.cause))
+		b = appendStringField(b, "error", ex.cause)
 	}
 	if len(ex.cache) > 0 {
-		f = append(f, zap.String("cache", view(ex.cache)))
+		b = appendStringField(b, "cache", view(ex.cache))
 	}
-	ex.fields = f
-	ce.Write(f...)
+	b = append(b, "}\n"...)
+	ex.line = b
+	_, _ = a.sink.Write(b)
 }
 
-// millis is d in milliseconds, to the microsecond.
-func millis(d time.Duration) float64 { return float64(d/time.Microsecond) / 1000 }
+func appendStringField(b []byte, key, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':', '"')
+	b = appendJSONString(b, v)
+	return append(b, '"')
+}
+
+// appendJSONString escapes s as zap does: quotes, backslashes and control
+// bytes escaped, invalid UTF-8 replaced by \ufffd. Request paths and
+// hosts come from clients, so every byte is checked.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	return append(b, s[start:]...)
+}
+
+// appendMillis writes d in milliseconds to the microsecond, as the
+// shortest decimal: what strconv.AppendFloat(float64(µs)/1000, 'f', -1)
+// writes, without the float.
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := int64(d / time.Microsecond)
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
+}
 
 // view returns b as a string without copying; only for values encoded
 // before b changes.

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 func readLogLines(t *testing.T, a *AccessLog, path string) []map[string]any {
@@ -119,4 +122,105 @@ func TestAccessLogReopen(t *testing.T) {
 	if !strings.Contains(string(old), "/before") || !strings.Contains(string(cur), "/after") || strings.Contains(string(cur), "/before") {
 		t.Errorf("rotated file %q, new file %q", old, cur)
 	}
+}
+
+// zapLine is the line zap's JSON encoder writes for ex, with the settings
+// the access log used before it appended lines itself: the format operators'
+// log pipelines were built on.
+func zapLine(t testing.TB, ex *exchange) string {
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+		TimeKey: "time", MessageKey: zapcore.OmitKey, LevelKey: zapcore.OmitKey, CallerKey: zapcore.OmitKey,
+		StacktraceKey: zapcore.OmitKey, NameKey: zapcore.OmitKey,
+		EncodeTime: zapcore.RFC3339NanoTimeEncoder, LineEnding: zapcore.DefaultLineEnding,
+	})
+	millis := func(d time.Duration) float64 { return float64(d/time.Microsecond) / 1000 }
+	fields := []zap.Field{
+		zap.ByteString("request_id", ex.requestID), zap.ByteString("client", ex.client),
+		zap.ByteString("method", ex.method), zap.ByteString("host", ex.host), zap.ByteString("path", ex.target),
+		zap.Int("status", ex.status), zap.Int64("bytes_in", ex.bytesIn), zap.Int64("bytes_out", ex.bytesOut),
+		zap.Float64("duration_ms", millis(ex.end.Sub(ex.start))), zap.String("route", ex.route),
+		zap.String("upstream", ex.upstreamAddr), zap.Float64("upstream_ms", millis(ex.upstreamDuration)),
+	}
+	if ex.cause != "" {
+		fields = append(fields, zap.String("error", ex.cause))
+	}
+	if len(ex.cache) > 0 {
+		fields = append(fields, zap.ByteString("cache", ex.cache))
+	}
+	buf, err := enc.EncodeEntry(zapcore.Entry{Time: ex.start}, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// appendedLine is the line AccessLog.write hands to its sink.
+func appendedLine(t testing.TB, ex *exchange) string {
+	path := filepath.Join(t.TempDir(), "access.log")
+	al, err := NewAccessLog(AccessLogOptions{Path: path, BufferSize: 4096, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	al.write(ex)
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAccessLogLineIsWhatZapWrote(t *testing.T) {
+	start := time.Date(2026, 11, 26, 8, 37, 18, 120004000, time.UTC)
+	for _, tc := range []struct {
+		name           string
+		target, host   string
+		took, upstream time.Duration
+		cause, cache   string
+	}{
+		{name: "plain", target: "/news/item?id=12345&lang=en", host: "news.example.com", took: 1234 * time.Microsecond, upstream: time.Millisecond},
+		{name: "whole milliseconds", target: "/", host: "a", took: 2 * time.Second, upstream: 0},
+		{name: "sub-microsecond", target: "/", host: "a", took: 999, upstream: 1500 * time.Nanosecond},
+		{name: "trailing zeros", target: "/", host: "a", took: 1100 * time.Microsecond, upstream: 1010 * time.Microsecond},
+		{name: "escapes", target: "/q\"uo\\te\t\x01\x7f/é/\xff\xfe/😀", host: "h\nx\r", took: 5, cause: "upstream: connect: \"refused\"", cache: "HIT"},
+		{name: "negative clock step", target: "/", host: "a", took: -1500 * time.Microsecond, upstream: -time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := &exchange{start: start, end: start.Add(tc.took), status: 502, bytesIn: 17, bytesOut: 1 << 40,
+				route: "/news/", upstreamAddr: "127.0.0.1:9001", upstreamDuration: tc.upstream, cause: tc.cause}
+			ex.requestID, ex.client, ex.method = []byte("c93266cb475fbb430000000000000001"), []byte("10.1.2.3"), []byte("GET")
+			ex.host, ex.target, ex.cache = []byte(tc.host), []byte(tc.target), []byte(tc.cache)
+			want, got := zapLine(t, ex), appendedLine(t, ex)
+			if got != want {
+				t.Errorf("line differs from zap's\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+// FuzzAccessLogString: whatever bytes a client sends as a path or host,
+// the line is escaped exactly as zap escapes it, so it stays one valid
+// JSON line.
+func FuzzAccessLogString(f *testing.F) {
+	for _, s := range []string{"/", "/a?b=1", "\"\\\n\r\t\x00\x1f", "\xff\xfe\xfd", "é😀", "\xed\xa0\x80", "a\u2028b"} {
+		f.Add(s)
+	}
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{})
+	f.Fuzz(func(t *testing.T, s string) {
+		got := string(appendJSONString(nil, s))
+		buf, err := enc.EncodeEntry(zapcore.Entry{}, []zap.Field{zap.String("k", s)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.TrimSuffix(strings.TrimPrefix(buf.String(), `{"k":"`), "\"}\n")
+		if got != want {
+			t.Fatalf("escaped %q as %q, zap as %q", s, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(`"`+got+`"`), &back); err != nil {
+			t.Fatalf("not a JSON string: %q: %v", got, err)
+		}
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap"
 )
 
 // exchange is one request's record, from arrival until its response body is
@@ -41,7 +40,7 @@ type exchange struct {
 	reqBody   requestBody
 	respBody  responseBody
 
-	fields  []zap.Field
+	line    []byte // the access-log line
 	hfields []headerField
 	tokens  [][]byte
 	uri     []byte
@@ -61,7 +60,7 @@ func (ex *exchange) reset() {
 		host:      ex.host[:0],
 		target:    ex.target[:0],
 		cache:     ex.cache[:0],
-		fields:    ex.fields[:0],
+		line:      ex.line[:0],
 		hfields:   ex.hfields[:0],
 		tokens:    ex.tokens[:0],
 		uri:       ex.uri[:0],
