@@ -21,6 +21,7 @@ type dialer struct {
 	// ioTimeout bounds each read or write once a response has started, and
 	// each write of the request.
 	ioTimeout time.Duration
+	slack     time.Duration // see lazyDeadline
 }
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
@@ -31,7 +32,7 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &timedConn{Conn: c, ioTimeout: d.ioTimeout}, nil
+	return &timedConn{Conn: c, ioTimeout: d.ioTimeout, slack: d.slack}, nil
 }
 
 // timedConn replaces fasthttp's absolute per-request deadlines, which would
@@ -46,6 +47,9 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 type timedConn struct {
 	net.Conn
 	ioTimeout time.Duration
+	slack     time.Duration
+
+	readArmed, writeArmed lazyDeadline
 
 	readDeadline  time.Time // asked for by fasthttp for this request
 	writeDeadline time.Time
@@ -87,8 +91,10 @@ func (c *timedConn) Write(b []byte) (int, error) {
 		deadline = now.Add(c.ioTimeout)
 	}
 	c.writes++
-	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
-		return 0, err
+	if d, ok := c.writeArmed.update(deadline, c.slack); ok {
+		if err := c.Conn.SetWriteDeadline(d); err != nil {
+			return 0, err
+		}
 	}
 	return c.Conn.Write(b)
 }
@@ -106,8 +112,10 @@ func (c *timedConn) Read(b []byte) (int, error) {
 	default:
 		deadline = c.readDeadline
 	}
-	if err := c.Conn.SetReadDeadline(deadline); err != nil {
-		return 0, err
+	if d, ok := c.readArmed.update(deadline, c.slack); ok {
+		if err := c.Conn.SetReadDeadline(d); err != nil {
+			return 0, err
+		}
 	}
 	n, err := c.Conn.Read(b)
 	if n > 0 {

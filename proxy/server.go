@@ -195,10 +195,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	for _, up := range s.state.Load().upstreams {
 		up.startHealthChecks()
 	}
+	pl := &lazyListener{Listener: ln, slack: deadlineSlack(s.fixed.ReadTimeout, s.fixed.WriteTimeout, s.fixed.IdleTimeout)}
 	if s.fixed.TLSCertFile != "" {
-		return s.srv.ServeTLS(ln, s.fixed.TLSCertFile, s.fixed.TLSKeyFile)
+		return s.srv.ServeTLS(pl, s.fixed.TLSCertFile, s.fixed.TLSKeyFile)
 	}
-	return s.srv.Serve(ln)
+	return s.srv.Serve(pl)
 }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,

@@ -49,7 +49,7 @@ type server struct {
 func newUpstream(name string, o UpstreamOptions, now func() time.Time, log *zap.Logger, m *Metrics) *upstream {
 	u := &upstream{name: name, opts: o, now: now, log: log}
 	for _, addr := range o.Servers {
-		d := &dialer{connectTimeout: o.ConnectTimeout, ioTimeout: o.ResponseTimeout}
+		d := &dialer{connectTimeout: o.ConnectTimeout, ioTimeout: o.ResponseTimeout, slack: deadlineSlack(o.ResponseTimeout)}
 		u.servers = append(u.servers, &server{
 			addr:    addr,
 			metrics: m.forServer(name, addr),

@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"net"
+	"time"
+)
+
+// lazyListener wraps client connections so that the three deadlines
+// fasthttp sets on each request (idle, read, write) are armed lazily
+// (see lazyDeadline), and only before the socket is used: a request that
+// arrives whole in the read that waited for it never arms the read
+// timeout fasthttp sets after its first byte.
+type lazyListener struct {
+	net.Listener
+	slack time.Duration
+}
+
+func (l *lazyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{Conn: c, slack: l.slack}, nil
+}
+
+// clientConn is read, written and given deadlines by one goroutine at a
+// time, fasthttp's connection loop (Shutdown only closes it; TLS sets its
+// closing write deadline under its own write lock), so it needs no lock.
+type clientConn struct {
+	net.Conn
+	slack                 time.Duration
+	readWant, writeWant   time.Time
+	readArmed, writeArmed lazyDeadline
+}
+
+func (c *clientConn) SetDeadline(t time.Time) error {
+	c.readWant, c.writeWant = t, t
+	return nil
+}
+
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.readWant = t
+	return nil
+}
+
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	c.writeWant = t
+	return nil
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	if d, ok := c.readArmed.update(c.readWant, c.slack); ok {
+		if err := c.Conn.SetReadDeadline(d); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	if d, ok := c.writeArmed.update(c.writeWant, c.slack); ok {
+		if err := c.Conn.SetWriteDeadline(d); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
+}
