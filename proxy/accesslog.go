@@ -148,6 +148,16 @@ func appendStringField(b []byte, key, v string) []byte {
 	return append(b, '"')
 }
 
+// jsonSafeASCII marks the bytes a JSON string holds as they are: one
+// table load per byte, where four comparisons were 2% of a coupon
+// request's CPU.
+var jsonSafeASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString escapes s as zap does: quotes, backslashes and control
 // bytes escaped, invalid UTF-8 replaced by \ufffd. Request paths and
 // hosts come from clients, so every byte is checked.
@@ -156,7 +166,7 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+		if jsonSafeASCII[c] {
 			i++
 			continue
 		}
