@@ -387,10 +387,34 @@ func appendWithDistance(dst, raw []byte, dist float64) []byte {
 	}
 	body := raw[:end]
 	dst = append(dst, body...)
-	if t := bytes.TrimRight(body, " \t\r\n"); len(t) > 0 && t[len(t)-1] != '{' {
+	if last := lastNonSpace(body); last >= 0 && body[last] != '{' {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"distance_m":`...)
-	dst = strconv.AppendFloat(dst, math.Round(dist*10)/10, 'f', 1, 64)
-	return append(dst, raw[end:]...)
+	return append(appendTenths(dst, dist), raw[end:]...)
+}
+
+// lastNonSpace is the index of body's last byte that is not JSON
+// whitespace, or -1. (bytes.TrimRight with a cutset was 2% of a nearby
+// request.)
+func lastNonSpace(body []byte) int {
+	i := len(body) - 1
+	for i >= 0 && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
+		i--
+	}
+	return i
+}
+
+// appendTenths writes d rounded to a tenth with one decimal: what
+// strconv.AppendFloat(math.Round(d*10)/10, 'f', 1, 64) writes, in integer
+// arithmetic (the float formatting was 3% of a nearby request). Distances
+// are finite and far below 2^53 tenths.
+func appendTenths(dst []byte, d float64) []byte {
+	t := int64(math.Round(d * 10))
+	if t < 0 {
+		dst = append(dst, '-')
+		t = -t
+	}
+	dst = strconv.AppendInt(dst, t/10, 10)
+	return append(dst, '.', byte('0'+t%10))
 }

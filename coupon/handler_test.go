@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +305,23 @@ func FuzzParseNearby(f *testing.F) {
 			t.Fatalf("accepted out-of-range query %q: %+v", query, q)
 		}
 	})
+}
+
+// appendTenths writes what the float formatting it replaced wrote.
+func TestAppendTenthsIsAppendFloat(t *testing.T) {
+	check := func(d float64) {
+		t.Helper()
+		want := strconv.AppendFloat(nil, math.Round(d*10)/10, 'f', 1, 64)
+		if got := appendTenths(nil, d); string(got) != string(want) {
+			t.Fatalf("appendTenths(%v) = %s, want %s", d, got, want)
+		}
+	}
+	for _, d := range []float64{0, 0.04, 0.05, 0.05000000000000001, 0.15, 0.25, 0.35, 1.45, 9.95, 99.95, 699.95, 700, 1234.56, 20037508.3, 40075016.7} {
+		check(d)
+	}
+	r := rand.New(rand.NewSource(1))
+	for range 200000 {
+		check(r.Float64() * 50000)
+		check(float64(r.Intn(500000))/10 + 0.05) // ties at the rounding step
+	}
 }
