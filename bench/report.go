@@ -38,7 +38,7 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 	fmt.Fprintf(&b, "Machine: %s (host %s).\n\n", r.machine(), host)
 	fmt.Fprintf(&b, "The system under test runs alone on core %s (edgeproxy and the bare server with GOMAXPROCS=1, nginx with one worker);"+
 		" wrk, the upstream, Redis and the load generators share core %s. Each system is started fresh for each run, warmed up for %v, then"+
-		" measured for %v; runs alternate between systems, %d round(s); the table gives medians. CPU is the system's utime+stime from /proc"+
+		" measured for %v; runs alternate between systems, %d round(s); the table gives medians, and the CPU vs anchor column is the median of each round's ratio (both runs of a round see the same machine speed). CPU is the system's utime+stime from /proc"+
 		" divided by the requests wrk completed. Peak RSS is VmHWM of the run. Absolute numbers on a shared 2-core machine are noise;"+
 		" compare rows of the same run.\n\n", sutCore, loadCore, r.s.warmup, r.s.duration, r.s.rounds)
 	b.WriteString("| scenario | system | req/s | p50 | p99 | CPU µs/req | CPU vs anchor | peak RSS MiB | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -51,7 +51,7 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 			x := r.find(sc.name, name)
 			ratio := "anchor"
 			if name != sc.anchor && anchor.cpuUs > 0 {
-				ratio = fmt.Sprintf("%.2f×", x.cpuUs/anchor.cpuUs)
+				ratio = fmt.Sprintf("%.2f×", x.cpuRatio)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %.1f | %s | %.1f | %d |\n", sc.name, name, x.rps, fmtDur(x.p50), fmtDur(x.p99), x.cpuUs, ratio, x.rssMiB, x.errors)
 		}
@@ -77,10 +77,10 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 	}
 
 	b.WriteString("\n## Targets\n\n")
-	pass := r.find("pass 128 B", "edgeproxy").cpuUs / r.find("pass 128 B", "nginx").cpuUs
-	pass4k := r.find("pass 4 KiB", "edgeproxy").cpuUs / r.find("pass 4 KiB", "nginx").cpuUs
-	byID := r.find("coupon by id", "edgeproxy").cpuUs / r.find("coupon by id", "bare fasthttp").cpuUs
-	nearby := r.find("coupon nearby", "edgeproxy").cpuUs / r.find("coupon nearby", "bare fasthttp").cpuUs
+	pass := r.find("pass 128 B", "edgeproxy").cpuRatio
+	pass4k := r.find("pass 4 KiB", "edgeproxy").cpuRatio
+	byID := r.find("coupon by id", "edgeproxy").cpuRatio
+	nearby := r.find("coupon nearby", "edgeproxy").cpuRatio
 	ep99, np99 := median(p99["edgeproxy"]), median(p99["nginx"])
 	fmt.Fprintf(&b, "| target | measured | |\n|---|---:|---|\n")
 	fmt.Fprintf(&b, "| pass-through CPU per request ≤ 1.0× nginx (128 B) | %.2f× | %s |\n", pass, verdict(pass <= 1.0))

@@ -81,11 +81,15 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 		}
 	}
 	for _, sc := range scenarios {
+		anchor := runs[sc.name+"\x00"+sc.anchor]
 		for _, name := range sc.systems {
-			if len(runs[sc.name+"\x00"+name]) == 0 {
+			rs := runs[sc.name+"\x00"+name]
+			if len(rs) == 0 {
 				continue
 			}
-			r.results = append(r.results, medianResult(sc.name, name, runs[sc.name+"\x00"+name]))
+			res := medianResult(sc.name, name, rs)
+			res.cpuRatio = pairedRatio(rs, anchor)
+			r.results = append(r.results, res)
 		}
 	}
 
@@ -164,6 +168,21 @@ func medianResult(scenario, system string, rs []result) result {
 	}
 	return result{scenario: scenario, system: system, rps: median(rps), cpuUs: median(cpu), rssMiB: median(rss),
 		p50: time.Duration(median(p50)), p99: time.Duration(median(p99)), errors: errs}
+}
+
+// pairedRatio is the median over rounds of the system's CPU per request
+// divided by the anchor's in the same round. The machine's speed drifts
+// between rounds (a shared host), and both runs of a round see the same
+// drift, so the ratio of one round is steadier than the ratio of medians
+// taken from different rounds.
+func pairedRatio(rs, anchor []result) float64 {
+	var ratios []float64
+	for i := range min(len(rs), len(anchor)) {
+		if anchor[i].cpuUs > 0 {
+			ratios = append(ratios, rs[i].cpuUs/anchor[i].cpuUs)
+		}
+	}
+	return median(ratios)
 }
 
 func (r *runner) find(scenario, system string) result {

@@ -43,6 +43,7 @@ type runner struct {
 type result struct {
 	scenario, system string
 	rps, cpuUs       float64
+	cpuRatio         float64 // to the scenario's anchor, median of paired rounds
 	p50, p99         time.Duration
 	rssMiB           float64
 	errors           int
