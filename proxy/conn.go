@@ -32,7 +32,7 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &timedConn{Conn: c, ioTimeout: d.ioTimeout, slack: d.slack}, nil
+	return &timedConn{Conn: c, raw: newRawSocket(c), ioTimeout: d.ioTimeout, slack: d.slack}, nil
 }
 
 // timedConn replaces fasthttp's absolute per-request deadlines, which would
@@ -46,6 +46,7 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 // at a time, so the fields need no lock.
 type timedConn struct {
 	net.Conn
+	raw       *rawSocket // nil: use Conn
 	ioTimeout time.Duration
 	slack     time.Duration
 
@@ -96,6 +97,9 @@ func (c *timedConn) Write(b []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if c.raw != nil {
+		return c.raw.Write(b)
+	}
 	return c.Conn.Write(b)
 }
 
@@ -117,7 +121,13 @@ func (c *timedConn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := c.Conn.Read(b)
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Read(b)
+	} else {
+		n, err = c.Conn.Read(b)
+	}
 	if n > 0 {
 		c.started = true
 	}

@@ -20,7 +20,7 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{Conn: c, slack: l.slack}, nil
+	return &clientConn{Conn: c, raw: newRawSocket(c), slack: l.slack}, nil
 }
 
 // clientConn is read, written and given deadlines by one goroutine at a
@@ -28,6 +28,7 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 // closing write deadline under its own write lock), so it needs no lock.
 type clientConn struct {
 	net.Conn
+	raw                   *rawSocket // nil: use Conn
 	slack                 time.Duration
 	readWant, writeWant   time.Time
 	readArmed, writeArmed lazyDeadline
@@ -54,6 +55,9 @@ func (c *clientConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if c.raw != nil {
+		return c.raw.Read(p)
+	}
 	return c.Conn.Read(p)
 }
 
@@ -62,6 +66,9 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		if err := c.Conn.SetWriteDeadline(d); err != nil {
 			return 0, err
 		}
+	}
+	if c.raw != nil {
+		return c.raw.Write(p)
 	}
 	return c.Conn.Write(p)
 }
