@@ -70,7 +70,7 @@ clean: ## remove build output
 	rm -rf bin
 
 .PHONY: bench
-bench: ## edgeproxy vs nginx, side by side (about 10 min); writes docs/benchmarks.md
+bench: ## edgeproxy vs nginx, side by side (about 13 min); writes docs/benchmarks.md
 	$(GO) run ./bench
 
 .PHONY: bench-short

@@ -47,8 +47,8 @@ func main() {
 	}
 	var s settings
 	flag.BoolVar(&s.short, "short", false, "one short round (a smoke run, not a measurement)")
-	flag.IntVar(&s.rounds, "rounds", 3, "rounds of every scenario")
-	flag.DurationVar(&s.duration, "duration", 8*time.Second, "measured time of each run")
+	flag.IntVar(&s.rounds, "rounds", 5, "rounds of every scenario")
+	flag.DurationVar(&s.duration, "duration", 6*time.Second, "measured time of each run")
 	flag.IntVar(&s.conns, "conns", 64, "client connections")
 	flag.IntVar(&s.idle, "idle", 10000, "idle keep-alive connections for the memory test")
 	flag.StringVar(&s.out, "out", "docs/benchmarks.md", "where to write the results")

@@ -89,6 +89,6 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 	fmt.Fprintf(&b, "| coupon by id CPU ≤ 1.3× the bare server | %.2f× | %s |\n", byID, verdict(byID <= 1.3))
 	fmt.Fprintf(&b, "| coupon nearby CPU ≤ 2.5× the bare server | %.2f× | %s |\n", nearby, verdict(nearby <= 2.5))
 	fmt.Fprintf(&b, "| idle keep-alive connection ≤ 20 KiB RSS | %.1f KiB | %s |\n", perConn["edgeproxy"], verdict(perConn["edgeproxy"] <= 20))
-	b.WriteString("\nReproduce with `make bench` (about 10 minutes) from the repository root; `make bench-short` is a quick smoke run.\n")
+	b.WriteString("\nReproduce with `make bench` (about 13 minutes) from the repository root; `make bench-short` is a quick smoke run.\n")
 	return b.String()
 }
