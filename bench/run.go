@@ -220,7 +220,7 @@ func (r *runner) constantRate(systems map[string]system) ([]rateResult, error) {
 			r.wrk(cmd.Process.Pid, "http://"+addr+"/size/128", "", 16, r.s.warmup)
 			lg := exec.Command("taskset", "-c", loadCore, r.benchBin, "-loadgen", "http://"+addr+"/size/128",
 				fmt.Sprintf("%.0f", rate), r.s.duration.String(), "64")
-			b, err := lg.CombinedOutput()
+			b, err := r.output(lg)
 			r.stop(cmd)
 			if err != nil {
 				return nil, fmt.Errorf("loadgen: %v\n%s", err, b)

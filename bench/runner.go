@@ -72,6 +72,31 @@ func (r *runner) start(core string, env []string, name string, args ...string) (
 	return cmd, nil
 }
 
+// output runs a load generator (wrk, bench -loadgen) to its end, in its
+// own process group and known to cleanup, so that an interrupted bench
+// stops it too.
+func (r *runner) output(cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.procs = append(r.procs, cmd)
+	r.mu.Unlock()
+	err := cmd.Wait()
+	r.mu.Lock()
+	for i, c := range r.procs {
+		if c == cmd {
+			r.procs = append(r.procs[:i], r.procs[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
+	return out.Bytes(), err
+}
+
 func (r *runner) stop(cmd *exec.Cmd) {
 	if cmd == nil || cmd.Process == nil {
 		return
@@ -242,7 +267,7 @@ func (r *runner) wrk(pid int, url, script string, conns int, d time.Duration) (r
 	args = append(args, url)
 	cmd := exec.Command("taskset", append([]string{"-c", loadCore, "wrk"}, args...)...)
 	before := cpuTicks(pid)
-	out, err := cmd.CombinedOutput()
+	out, err := r.output(cmd)
 	after := cpuTicks(pid)
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
