@@ -86,14 +86,7 @@ func (r *runner) output(cmd *exec.Cmd) ([]byte, error) {
 	r.procs = append(r.procs, cmd)
 	r.mu.Unlock()
 	err := cmd.Wait()
-	r.mu.Lock()
-	for i, c := range r.procs {
-		if c == cmd {
-			r.procs = append(r.procs[:i], r.procs[i+1:]...)
-			break
-		}
-	}
-	r.mu.Unlock()
+	r.forget(cmd)
 	return out.Bytes(), err
 }
 
@@ -103,6 +96,11 @@ func (r *runner) stop(cmd *exec.Cmd) {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	_, _ = cmd.Process.Wait()
+	r.forget(cmd)
+}
+
+// forget drops cmd from what cleanup stops.
+func (r *runner) forget(cmd *exec.Cmd) {
 	r.mu.Lock()
 	for i, c := range r.procs {
 		if c == cmd {
