@@ -263,7 +263,7 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 <tr><th>store</th><td colspan="2">{{.Store}}</td></tr>
 <tr><th>answers</th><td colspan="2">HIT {{.Hit}} · MISS {{.Miss}} · STALE {{.Stale}} · unavailable {{.Unavailable}} · fallback {{.Fallback}}</td></tr>
 <tr><th>hit ratio (X-Cache: HIT)</th><td class="num" id="hit-ratio">{{$.HitRatio}}</td><td></td></tr>
-<tr><th>lookups by layer</th><td colspan="2">L1 (bigcache) {{.L1Hits}} · L2 (rueidis) {{.L2Hits}} · Redis reads {{.RedisReads}} — L1 ratio {{$.L1Ratio}}</td></tr>
+<tr><th>lookups by layer</th><td colspan="2">in process (L0 + bigcache) {{.L1Hits}} · L2 (rueidis) {{.L2Hits}} · Redis reads {{.RedisReads}} — in-process ratio {{$.L1Ratio}}</td></tr>
 <tr><th>invalidations</th><td colspan="2">{{.Invalidations}} keys · {{.InvalidationsAll}} full (flush or reconnect)</td></tr>
 </table>
 {{end}}

@@ -64,7 +64,7 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 			ix, err := coupon.DecodeIndex(l.payload)
 			if err == nil && l.fresh {
 				s.Stats.L1Hits.Add(1)
-				s.l0.put(string(sc.key), cellEntry{h: l.h, ix: ix})
+				s.l0.put(string(sc.key), l0Entry{h: l.h, ix: ix})
 				v.VisitCell(ix)
 				continue
 			}
@@ -149,79 +149,11 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 		h := header{epoch: e0, gen: gens[i], fetched: t.UnixNano(), expires: s.expiry(t, r), found: true}
 		l1Key := keys[i][len(s.o.KeyPrefix)+1:] // "cell:{hash}"
 		_ = s.l1.Set(l1Key, appendValue(make([]byte, 0, headerLen+ix.Bytes()), h, ix.AppendBinary(nil)))
-		s.l0.put(l1Key, cellEntry{h: h, ix: ix})
+		s.l0.put(l1Key, l0Entry{h: h, ix: ix})
 		v.VisitCell(ix)
 		if s.countFill(r) == coupon.Miss {
 			st = coupon.Miss
 		}
 	}
 	return st, nil
-}
-
-// cellCache is L0: decoded cell indexes by L1 key, bounded by bytes. It is
-// safe for concurrent use.
-type cellCache struct {
-	shards      [64]cellShard
-	maxPerShard int
-}
-
-type cellShard struct {
-	mu    sync.RWMutex // guards m and bytes
-	m     map[string]cellEntry
-	bytes int
-}
-
-type cellEntry struct {
-	h  header
-	ix *coupon.Index
-}
-
-func newCellCache(maxBytes int64) *cellCache {
-	c := &cellCache{maxPerShard: int(maxBytes / 64)}
-	for i := range c.shards {
-		c.shards[i].m = map[string]cellEntry{}
-	}
-	return c
-}
-
-func (c *cellCache) shard(key string) *cellShard {
-	return &c.shards[fnv(fnvOffset, key)&63]
-}
-
-func (c *cellCache) get(key []byte) (cellEntry, bool) {
-	sh := c.shard(view(key))
-	sh.mu.RLock()
-	e, ok := sh.m[string(key)]
-	sh.mu.RUnlock()
-	return e, ok
-}
-
-// put stores e, first making room by dropping entries picked by the map's
-// random iteration order (cheap, and fair enough for hot cells to return).
-func (c *cellCache) put(key string, e cellEntry) {
-	sh := c.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if old, ok := sh.m[key]; ok {
-		sh.bytes -= old.ix.Bytes()
-	}
-	for k, old := range sh.m {
-		if sh.bytes+e.ix.Bytes() <= c.maxPerShard {
-			break
-		}
-		delete(sh.m, k)
-		sh.bytes -= old.ix.Bytes()
-	}
-	sh.m[key] = e
-	sh.bytes += e.ix.Bytes()
-}
-
-func (c *cellCache) delete(key string) {
-	sh := c.shard(key)
-	sh.mu.Lock()
-	if old, ok := sh.m[key]; ok {
-		delete(sh.m, key)
-		sh.bytes -= old.ix.Bytes()
-	}
-	sh.mu.Unlock()
 }

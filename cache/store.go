@@ -63,7 +63,7 @@ type Store struct {
 	log *zap.Logger
 	now func() time.Time
 
-	l0     *cellCache
+	l0     *l0Cache
 	l1     *bigcache.BigCache
 	client atomic.Pointer[rueidis.Client] // nil until connected
 
@@ -119,7 +119,7 @@ func New(o Options) (*Store, error) {
 		return nil, fmt.Errorf("bigcache: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{o: o, log: o.Logger, now: o.Now, l0: newCellCache(o.MaxBytes / 4), l1: l1, ctx: ctx, cancel: cancel}
+	s := &Store{o: o, log: o.Logger, now: o.Now, l0: newL0Cache(o.MaxBytes / 4), l1: l1, ctx: ctx, cancel: cancel}
 	client, err := s.connect()
 	switch {
 	case errors.Is(err, ErrPrecisionMismatch):
@@ -377,9 +377,15 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	key := append(append(kb.b[:0], "id:"...), id...)
 	kb.b = key
 	now := s.now()
-	l := s.lookupL1(key, key, now.UnixNano())
+	nowNs := now.UnixNano()
+	if e, ok := s.l0.get(key); ok && s.fresh(e.h, key, nowNs) {
+		s.Stats.L0Hits.Add(1)
+		return e.raw, coupon.Hit, nil
+	}
+	l := s.lookupL1(key, key, nowNs)
 	if l.fresh {
 		s.Stats.L1Hits.Add(1)
+		s.l0.put(string(key), l0Entry{h: l.h, raw: found(l)})
 		return found(l), coupon.Hit, nil
 	}
 	cp := s.client.Load()

@@ -438,3 +438,32 @@ func stopRedis(t *testing.T, r *redistest.Server, s *Store) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A hot coupon is answered from L0, shared, until a write changes it; the
+// bytes handed out before stay as they were.
+func TestHotCouponComesFromL0UntilChanged(t *testing.T) {
+	r := redistest.Start(t)
+	o := testOptions(r.Addr)
+	w := newWriter(t, o)
+	v1, v2 := `{"id":"z","lat":1,"lon":2,"v":1}`, `{"id":"z","lat":1,"lon":2,"v":2}`
+	put(t, w, v1)
+	s := newStore(t, o)
+	read := func() string { raw, _, _ := s.Coupon([]byte("z")); return string(raw) }
+	read() // from Redis, into L1
+	read() // an L1 hit, kept in L0
+	l0 := s.Stats.L0Hits.Load()
+	first, _, _ := s.Coupon([]byte("z"))
+	if s.Stats.L0Hits.Load() != l0+1 || string(first) != v1 {
+		t.Fatalf("third read: %q, L0 hits %d -> %d; want v1 from L0", first, l0, s.Stats.L0Hits.Load())
+	}
+	put(t, w, v2)
+	waitValue(t, read, v2, time.Second)
+	if string(first) != v1 {
+		t.Errorf("bytes handed out from L0 changed to %q", first)
+	}
+	l0 = s.Stats.L0Hits.Load()
+	read() // an L1 hit again, then L0
+	if read() != v2 || s.Stats.L0Hits.Load() != l0+1 {
+		t.Errorf("the new value is not served from L0")
+	}
+}

@@ -33,7 +33,8 @@ var ErrUnavailable = errors.New("coupon store unavailable")
 // concurrent use and bound every network call by a deadline of their own.
 type Store interface {
 	// Coupon returns the stored JSON of the coupon id, or nil when there is
-	// none. The bytes are valid until the caller's next call with them.
+	// none. The bytes may be shared with other callers and must not be
+	// modified; they are valid until the caller's next call with them.
 	Coupon(id []byte) (raw []byte, st Status, err error)
 	// Cells passes the index of each cell named in hashes, which holds
 	// geohashes of precision bytes back to back, to v. Cells without
