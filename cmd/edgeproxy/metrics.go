@@ -37,7 +37,7 @@ func (a *app) registerMetrics(reg *prometheus.Registry) {
 		layer string
 		f     func() uint64
 	}{{"l0", st.L0Hits.Load}, {"l1", st.L1Hits.Load}, {"l2", st.L2Hits.Load}, {"redis", st.Misses.Load}} {
-		counter("edgeproxy_coupon_cache_lookups_total", "Coupon cache lookups by the layer that answered (l0 decoded cells, l1 bigcache, l2 rueidis, redis a network read).",
+		counter("edgeproxy_coupon_cache_lookups_total", "Coupon cache lookups by the layer that answered (l0 hot coupons and decoded cells, l1 bigcache, l2 rueidis, redis a network read).",
 			prometheus.Labels{"layer": l.layer}, l.f)
 	}
 	counter("edgeproxy_coupon_invalidations_total", "Invalidations received from Redis.", prometheus.Labels{"kind": "key"}, st.Invalidations.Load)
