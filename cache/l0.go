@@ -64,6 +64,8 @@ func (c *l0Cache) put(key string, e l0Entry) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if old, ok := sh.m[key]; ok {
+		// Out of the map too, or making room below could count it twice.
+		delete(sh.m, key)
 		sh.bytes -= old.size(key)
 	}
 	size := e.size(key)
