@@ -107,7 +107,7 @@ func TestSentRequestIsRetriedOnlyWhenIdempotent(t *testing.T) {
 func TestResponseTimeoutGives504WithinTimeout(t *testing.T) {
 	up := rawUpstream(t, func(c net.Conn) {
 		readRequestHead(c)
-		time.Sleep(3 * time.Second)
+		neverAnswer(c)
 	})
 	uo := testUpstreamOptions(up)
 	uo.ResponseTimeout = 300 * time.Millisecond
@@ -126,7 +126,7 @@ func TestResponseTimeoutGives504WithinTimeout(t *testing.T) {
 func TestRouteTimeoutOverridesUpstream(t *testing.T) {
 	up := rawUpstream(t, func(c net.Conn) {
 		readRequestHead(c)
-		time.Sleep(3 * time.Second)
+		neverAnswer(c)
 	})
 	o := testOptions()
 	o.Upstreams["up"] = testUpstreamOptions(up)

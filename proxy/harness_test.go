@@ -228,6 +228,14 @@ func rawUpstream(t testing.TB, fn func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// neverAnswer holds an upstream connection without answering until the
+// proxy gives up on it and closes it (at most 5 s), so the test's cleanup,
+// which waits for rawUpstream's handlers, waits no longer than the proxy.
+func neverAnswer(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+}
+
 // readRequestHead reads up to the end of a request's headers.
 func readRequestHead(c net.Conn) (*http.Request, *bufio.Reader, error) {
 	br := bufio.NewReader(c)

@@ -203,7 +203,10 @@ func TestReloadsUnderLoad(t *testing.T) {
 			p.signal(syscall.SIGHUP)
 			p.waitLog("reload refused", 5*time.Second)
 		}
-		time.Sleep(20 * time.Millisecond) // let requests run on this config
+		// Let requests run on this config.
+		answered := func() int64 { return ok.Load() + failed.Load() }
+		target := answered() + 20
+		waitUntil(t, func() bool { return answered() >= target }, 5*time.Second)
 	}
 	stop.Store(true)
 	wg.Wait()

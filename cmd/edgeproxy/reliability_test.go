@@ -186,6 +186,7 @@ func TestRedisRestartUnderCouponLoad(t *testing.T) {
 	goroutines := metricValue(t, p, "go_goroutines")
 
 	var stop atomic.Bool
+	var answered atomic.Int64
 	var mu sync.Mutex
 	counts := map[string]int{}
 	var wg sync.WaitGroup
@@ -209,12 +210,19 @@ func TestRedisRestartUnderCouponLoad(t *testing.T) {
 				mu.Lock()
 				counts[key]++
 				mu.Unlock()
+				answered.Add(1)
 			}
 		}(w)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Each phase lasts until the load has had that many more answers.
+	answers := func(n int64) {
+		t.Helper()
+		target := answered.Load() + n
+		waitUntil(t, func() bool { return answered.Load() >= target }, 10*time.Second)
+	}
+	answers(200)
 	r.Stop()
-	time.Sleep(time.Second)
+	answers(200)
 	r.Restart()
 	w2 := writeFile(t, dir, "c2.jsonl", `{"id":"c1","lat":35.681,"lon":139.767,"v":2}`+"\n"+`{"id":"c2","lat":35.682,"lon":139.767,"v":2}`+"\n")
 	if _, errOut, code := runBinary(t, "coupons", "import", "-config", cfg, w2); code != 0 {
@@ -226,7 +234,7 @@ func TestRedisRestartUnderCouponLoad(t *testing.T) {
 		_, b2 := getBody(t, base+"/coupons/nearby?lat=35.681&lon=139.767")
 		return strings.Contains(b1, `"v":2`) && strings.Count(b2, `"v":2`) == 2
 	}, 5*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	answers(100)
 	stop.Store(true)
 	wg.Wait()
 	for i := 0; i < 20; i++ {
