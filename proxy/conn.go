@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"time"
 )
@@ -32,7 +33,7 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &timedConn{Conn: c, raw: newRawSocket(c), ioTimeout: d.ioTimeout, slack: d.slack}, nil
+	return &timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack}, nil
 }
 
 // timedConn replaces fasthttp's absolute per-request deadlines, which would
@@ -46,7 +47,7 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 // at a time, so the fields need no lock.
 type timedConn struct {
 	net.Conn
-	raw       *rawSocket // nil: use Conn
+	sock      io.ReadWriter // see socketIO
 	ioTimeout time.Duration
 	slack     time.Duration
 
@@ -97,10 +98,7 @@ func (c *timedConn) Write(b []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if c.raw != nil {
-		return c.raw.Write(b)
-	}
-	return c.Conn.Write(b)
+	return c.sock.Write(b)
 }
 
 func (c *timedConn) Read(b []byte) (int, error) {
@@ -121,13 +119,7 @@ func (c *timedConn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 	}
-	var n int
-	var err error
-	if c.raw != nil {
-		n, err = c.raw.Read(b)
-	} else {
-		n, err = c.Conn.Read(b)
-	}
+	n, err := c.sock.Read(b)
 	if n > 0 {
 		c.started = true
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"time"
 )
@@ -20,7 +21,7 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{Conn: c, raw: newRawSocket(c), slack: l.slack}, nil
+	return &clientConn{Conn: c, sock: socketIO(c), slack: l.slack}, nil
 }
 
 // clientConn is read, written and given deadlines by one goroutine at a
@@ -28,7 +29,7 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 // closing write deadline under its own write lock), so it needs no lock.
 type clientConn struct {
 	net.Conn
-	raw                   *rawSocket // nil: use Conn
+	sock                  io.ReadWriter // see socketIO
 	slack                 time.Duration
 	readWant, writeWant   time.Time
 	readArmed, writeArmed lazyDeadline
@@ -55,10 +56,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if c.raw != nil {
-		return c.raw.Read(p)
-	}
-	return c.Conn.Read(p)
+	return c.sock.Read(p)
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
@@ -67,8 +65,5 @@ func (c *clientConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if c.raw != nil {
-		return c.raw.Write(p)
-	}
-	return c.Conn.Write(p)
+	return c.sock.Write(p)
 }

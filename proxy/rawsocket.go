@@ -36,8 +36,16 @@ type rawSocket struct {
 	readFn, writeFn func(fd uintptr) bool // bound once: no allocation per call
 }
 
-// newRawSocket returns nil when c is not a TCP connection; the caller then
-// uses c as it is.
+// socketIO is where a connection wrapper reads and writes c's bytes: a
+// rawSocket for a TCP connection, c itself otherwise.
+func socketIO(c net.Conn) io.ReadWriter {
+	if s := newRawSocket(c); s != nil {
+		return s
+	}
+	return c
+}
+
+// newRawSocket returns nil when c is not a TCP connection.
 func newRawSocket(c net.Conn) *rawSocket {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
