@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"sync"
 
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
@@ -32,8 +31,6 @@ type cellScratch struct {
 	misses []cellMiss
 }
 
-var cellScratches = sync.Pool{New: func() any { return &cellScratch{} }}
-
 // fresh applies the freshness rule to an entry derived from source.
 func (s *Store) fresh(h header, source []byte, now int64) bool {
 	return h.epoch == s.epoch.Load() && h.gen == s.stripeOf(source).Load() && now < h.expires
@@ -42,11 +39,11 @@ func (s *Store) fresh(h header, source []byte, now int64) bool {
 // Cells implements coupon.Store: cells fresh in L0 or L1 are visited at
 // once; the rest are read from Redis (through rueidis's cache) in batches.
 func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupon.Status, error) {
-	sc := cellScratches.Get().(*cellScratch)
+	sc := s.cellScratches.Get().(*cellScratch)
 	defer func() {
 		clear(sc.misses)
 		sc.misses = sc.misses[:0]
-		cellScratches.Put(sc)
+		s.cellScratches.Put(sc)
 	}()
 	now := s.now()
 	nowNs := now.UnixNano()

@@ -78,6 +78,10 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// Scratch space for the hot paths, per Store rather than per package.
+	keyBufs       sync.Pool // of *keyBuf
+	cellScratches sync.Pool // of *cellScratch
+
 	Stats Stats
 }
 
@@ -120,6 +124,8 @@ func New(o Options) (*Store, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{o: o, log: o.Logger, now: o.Now, l0: newL0Cache(o.MaxBytes / 4), l1: l1, ctx: ctx, cancel: cancel}
+	s.keyBufs.New = func() any { return &keyBuf{b: make([]byte, 0, 192)} }
+	s.cellScratches.New = func() any { return &cellScratch{} }
 	client, err := s.connect()
 	switch {
 	case errors.Is(err, ErrPrecisionMismatch):
@@ -368,12 +374,10 @@ func (s *Store) expiry(now time.Time, r rueidis.RedisResult) int64 {
 // keyBuf is a pooled buffer for building keys on the hot path.
 type keyBuf struct{ b []byte }
 
-var keyBufs = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 192)} }}
-
 // Coupon implements coupon.Store.
 func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
-	kb := keyBufs.Get().(*keyBuf)
-	defer keyBufs.Put(kb)
+	kb := s.keyBufs.Get().(*keyBuf)
+	defer s.keyBufs.Put(kb)
 	key := append(append(kb.b[:0], "id:"...), id...)
 	kb.b = key
 	now := s.now()
