@@ -430,13 +430,7 @@ func stopRedis(t *testing.T, r *redistest.Server, s *Store) {
 	t.Helper()
 	epoch := s.epoch.Load()
 	r.Stop()
-	deadline := time.Now().Add(2 * time.Second)
-	for s.epoch.Load() == epoch {
-		if time.Now().After(deadline) {
-			t.Fatal("the store did not see Redis go away within 2s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return s.epoch.Load() != epoch })
 }
 
 // A hot coupon is answered from L0, shared, until a write changes it; the
