@@ -23,6 +23,9 @@ var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2
 
 // NewMetrics registers the proxy's series with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	perServer := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"upstream", "server"})
+	}
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgeproxy_requests_total", Help: "Requests answered, by route and status class.",
@@ -31,18 +34,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "edgeproxy_request_duration_seconds", Help: "Time from request to the last byte of the response, by route.",
 			Buckets: DurationBuckets,
 		}, []string{"route"}),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "edgeproxy_upstream_attempts_total", Help: "Requests sent to an upstream server.",
-		}, []string{"upstream", "server"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "edgeproxy_upstream_failures_total", Help: "Attempts that failed (connect, reset, timeout).",
-		}, []string{"upstream", "server"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "edgeproxy_upstream_retries_total", Help: "Attempts that were retries of a failed one.",
-		}, []string{"upstream", "server"}),
-		poolWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "edgeproxy_upstream_pool_waits_total", Help: "Requests that found every pooled connection of a server busy.",
-		}, []string{"upstream", "server"}),
+		attempts:  perServer("edgeproxy_upstream_attempts_total", "Requests sent to an upstream server."),
+		failures:  perServer("edgeproxy_upstream_failures_total", "Attempts that failed (connect, reset, timeout)."),
+		retries:   perServer("edgeproxy_upstream_retries_total", "Attempts that were retries of a failed one."),
+		poolWaits: perServer("edgeproxy_upstream_pool_waits_total", "Requests that found every pooled connection of a server busy."),
 	}
 	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits)
 	return m
