@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"sort"
 	"strings"
-
 )
 
 // router finds the longest matching prefix among the routes whose host
