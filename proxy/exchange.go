@@ -24,8 +24,17 @@ type exchange struct {
 	// remoteAddr is $remote_addr, computed when first read (vars.go).
 	remoteAddr netip.Addr
 	remoteSet  bool
-	// captures are path_regex submatch offsets into the path.
-	captures []int
+	// matchPath is the cleaned path routes match (matchpath.go), in the
+	// request's storage or in normPath; captures are path_regex submatch
+	// offsets into it.
+	matchPath []byte
+	normPath  []byte
+	captures  []int
+	hostKey   []byte        // lower-case host without port, for the router
+	nodes     []*prefixNode // the router's scratch
+	// internalRedirect: the request was sent here by error_pages,
+	// try_files or X-Accel-Redirect, so internal routes take it.
+	internalRedirect bool
 
 	answeredBy     answeredBy
 	upstreamStatus int  // the upstream's status, 0 when none answered
@@ -101,6 +110,9 @@ func (ex *exchange) reset() {
 		scratch:   ex.scratch[:0],
 		names:     ex.names[:0],
 		captures:  ex.captures[:0],
+		normPath:  ex.normPath[:0],
+		hostKey:   ex.hostKey[:0],
+		nodes:     ex.nodes[:0],
 	}
 }
 

@@ -72,8 +72,7 @@ func (ex *exchange) capture(n int) []byte {
 	if 2*n+1 >= len(ex.captures) || ex.captures[2*n] < 0 {
 		return nil
 	}
-	path, _ := splitTarget(ex.ctx.Request.Header.RequestURI())
-	return path[ex.captures[2*n]:ex.captures[2*n+1]]
+	return ex.matchPath[ex.captures[2*n]:ex.captures[2*n+1]]
 }
 
 // peekFold finds a request field by name in any case: the server keeps
