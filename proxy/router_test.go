@@ -83,20 +83,20 @@ func TestRouterFollowsNginxOrder(t *testing.T) {
 	}{
 		{"a", "/app/login", nil, "exact"},
 		{"a", "/app/login/", nil, "app"},
-		{"a", "/app/x.png", nil, "images"},                // a regex beats the longest prefix
-		{"a", "/app/static/x.PNG", nil, "static-stops"},   // ^~ stops regexes
-		{"a", "/other/x.JPG", nil, "images"},              // case-insensitive
-		{"a", "/api/v2/users", nil, "api-v"},              // the first regex in file order
-		{"a", "/api/users", nil, "api-any"},               //
+		{"a", "/app/x.png", nil, "images"},              // a regex beats the longest prefix
+		{"a", "/app/static/x.PNG", nil, "static-stops"}, // ^~ stops regexes
+		{"a", "/other/x.JPG", nil, "images"},            // case-insensitive
+		{"a", "/api/v2/users", nil, "api-v"},            // the first regex in file order
+		{"a", "/api/users", nil, "api-any"},             //
 		{"api.example.com:8080", "/app/x", nil, "api-host"},
 		{"API.Example.Com", "/app/x", nil, "api-host"},
 		{"www.example.com", "/app/x", nil, "wild"},
-		{"example.com", "/app/x", nil, "app"},          // *.example.com is not example.com
+		{"example.com", "/app/x", nil, "app"},            // *.example.com is not example.com
 		{"a", "/app/x", []string{"X-Beta", "on"}, "app"}, // app comes first in file order and has no conditions
-		{"a", "/hidden/x", nil, "root"},                // internal routes are not matched directly
-		{"a", "/x/../admin/", nil, "admin"},            // matched on the cleaned path
-		{"a", "/%61dmin/", nil, "admin"},               // percent-decoded
-		{"a", "//admin//x", nil, "admin"},              // slashes merged
+		{"a", "/hidden/x", nil, "root"},                  // internal routes are not matched directly
+		{"a", "/x/../admin/", nil, "admin"},              // matched on the cleaned path
+		{"a", "/%61dmin/", nil, "admin"},                 // percent-decoded
+		{"a", "//admin//x", nil, "admin"},                // slashes merged
 		{"a", "/admin/./x", nil, "admin"},
 		{"a", "/nothing", nil, "root"},
 	}
