@@ -20,6 +20,11 @@ type Config struct {
 	Cache  Cache
 	// Compression is the [compression] table (SPEC §8).
 	Compression Compression
+
+	// Where each upstream and route was written (include.go), so an error
+	// names the file and line it comes from.
+	upstreamsFrom map[string]*source
+	routesFrom    []routeOrigin
 }
 
 // Server is the public listener.
