@@ -114,6 +114,14 @@ type Route struct {
 	Body        string `toml:"body"`
 	ContentType string `toml:"content_type"`
 
+	// Root serves files: root + the request path (nginx root). TryFiles
+	// are tried in order; the last is a fallback path, "@name" or "=404".
+	Root     string   `toml:"root"`
+	TryFiles []string `toml:"try_files"`
+	Index    []string `toml:"index"`
+	// Expires sets Cache-Control max-age (and Expires) on files.
+	Expires Duration `toml:"expires"`
+
 	// MaxBodyBytes overrides server.max_body_bytes; 0 = unlimited.
 	MaxBodyBytes  *Size `toml:"max_body_bytes"`
 	BufferRequest bool  `toml:"buffer_request"`
@@ -280,6 +288,7 @@ func DefaultCache() Cache {
 // that are on unless a route turns them off.
 func DefaultRoute() Route {
 	return Route{
+		Index:         []string{"index.html"},
 		ContentType:   "text/plain; charset=utf-8",
 		BufferRequest: true,
 		WebSocket:     true,

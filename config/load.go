@@ -247,6 +247,7 @@ func (c *Config) resolvePaths() {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.BasicAuthFile = abs(r.BasicAuthFile)
+		r.Root = abs(r.Root)
 		for code, target := range r.ErrorPages {
 			if !strings.HasPrefix(target, "@") {
 				r.ErrorPages[code] = abs(target)

@@ -169,20 +169,77 @@ func regexCause(err error) string {
 
 // validateRouteTarget: a route does exactly one thing.
 func (c *Config) validateRouteTarget(p *problems, k string, r *Route) {
+	var targets []string
+	if r.Upstream != "" {
+		targets = append(targets, "upstream")
+	}
+	if r.Return != 0 {
+		targets = append(targets, "return")
+	}
+	if r.Root != "" {
+		targets = append(targets, "root")
+	}
 	switch {
-	case r.Upstream != "" && r.Return != 0:
-		p.add(k+".return", "a route either forwards (upstream) or answers (return), not both")
-	case r.Upstream == "" && r.Return == 0:
-		p.add(k+".upstream", "is required (or return = STATUS for a fixed answer)")
-	case r.Upstream != "":
+	case len(targets) > 1:
+		p.add(k+"."+targets[1], "a route does one thing: set one of upstream, return and root (got %s)", strings.Join(targets, ", "))
+		return
+	case len(targets) == 0:
+		p.add(k+".upstream", "is required (or return = STATUS for a fixed answer, or root for files)")
+		return
+	}
+	if r.Root == "" && len(r.TryFiles) > 0 {
+		p.add(k+".try_files", "needs root")
+	}
+	switch targets[0] {
+	case "upstream":
 		if _, ok := c.Upstreams[r.Upstream]; !ok {
 			p.add(k+".upstream", "names upstream %q, which is not defined in [upstreams]", r.Upstream)
 		}
 		if r.Location != "" || r.Body != "" {
 			p.add(k+".location", "location and body belong to return routes")
 		}
-	default:
+	case "return":
 		c.validateReturn(p, k, r)
+	case "root":
+		c.validateFiles(p, k, r)
+	}
+}
+
+// validateFiles checks a file route: its root is a readable folder and
+// its try_files entries compile.
+func (c *Config) validateFiles(p *problems, k string, r *Route) {
+	if fi, err := os.Stat(c.abs(r.Root)); err != nil {
+		p.add(k+".root", "cannot read %s: %v", r.Root, pathCause(err))
+	} else if !fi.IsDir() {
+		p.add(k+".root", "%s is not a folder", r.Root)
+	}
+	for j, f := range r.TryFiles {
+		key := fmt.Sprintf("%s.try_files[%d]", k, j)
+		last := j == len(r.TryFiles)-1
+		switch {
+		case strings.HasPrefix(f, "@"):
+			if !last {
+				p.add(key, "a named route can only be the last entry")
+			} else if !c.hasRouteNamed(f[1:]) {
+				p.add(key, "names route %q, but no route has name = %q", f, f[1:])
+			}
+		case strings.HasPrefix(f, "="):
+			if n, err := strconv.Atoi(f[1:]); !last || err != nil || n < 200 || n > 599 {
+				p.add(key, "\"=STATUS\" must be the last entry, with a status 200..599 (got %q)", f)
+			}
+		case !strings.HasPrefix(f, "/") && !strings.HasPrefix(f, "$"):
+			p.add(key, "must be a path starting with '/' or a variable like $uri (got %q)", f)
+		default:
+			template(p, key, f)
+		}
+	}
+	for j, name := range r.Index {
+		if name == "" || strings.Contains(name, "/") {
+			p.add(fmt.Sprintf("%s.index[%d]", k, j), "must be a file name (got %q)", name)
+		}
+	}
+	if r.Expires.Duration < 0 {
+		p.add(k+".expires", "must not be negative")
 	}
 }
 

@@ -238,6 +238,16 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, ex *exchange, resp *fasthttp.Re
 	status := resp.StatusCode()
 	ex.answeredBy = answeredByUpstream
 	ex.upstreamStatus = status
+	if accel := resp.Header.Peek("X-Accel-Redirect"); len(accel) > 0 && ex.rt != nil {
+		// The upstream hands the answer to another route (usually an
+		// internal file route); its own body is dropped, the header never
+		// reaches the client, and what it says about the download stays.
+		ex.redirectTarget = append(ex.redirectTarget[:0], accel...)
+		keepAccelHeaders(&ctx.Response.Header, &resp.Header)
+		fasthttp.ReleaseResponse(resp)
+		s.redirectInternally(ctx, ex, ex.redirectTarget)
+		return
+	}
 	if ex.rt != nil && ex.rt.errorPages.intercepts(status) {
 		fasthttp.ReleaseResponse(resp)
 		ex.intercepted = true
@@ -312,4 +322,31 @@ func appendEscapedPath(dst, p []byte, empty bool) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// accelKept are the upstream's fields an X-Accel-Redirect answer keeps,
+// as nginx does: how the client is to store or name the download.
+var accelKept = []string{"Content-Disposition", "Cache-Control", "Expires", "Set-Cookie"}
+
+func keepAccelHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	for k, v := range src.All() {
+		for _, name := range accelKept {
+			if string(k) == name || bytesEqualFoldString(k, name) {
+				dst.AddBytesKV(k, v)
+			}
+		}
+	}
+}
+
+func bytesEqualFoldString(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i]|0x20, s[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

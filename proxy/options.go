@@ -115,6 +115,14 @@ type RouteOptions struct {
 	Body        string
 	ContentType string
 
+	// Root serves files from this folder: Root + the request path. Index
+	// names a folder's file; TryFiles is nginx's try_files (the last entry
+	// a fallback path, "@name" or "=STATUS"); Expires sets max-age.
+	Root     string
+	TryFiles []string
+	Index    []string
+	Expires  time.Duration
+
 	// Methods, when set, are the only ones allowed (GET brings HEAD);
 	// others get 405 with Allow.
 	Methods []string

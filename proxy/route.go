@@ -80,6 +80,12 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	switch {
 	case ro.Handler != nil:
 		r.target = handlerTarget{h: ro.Handler}
+	case ro.Root != "":
+		f, err := newFileTarget(s, ro)
+		if err != nil {
+			return nil, err
+		}
+		r.target = f
 	case ro.Return != 0:
 		a, err := compileAnswer(ro)
 		if err != nil {

@@ -282,7 +282,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ex.ctx = nil // nothing of the request is read after the handler
 	ex.status = ctx.Response.StatusCode()
 	if !ex.streaming {
-		ex.bytesOut = int64(len(ctx.Response.Body()))
+		if ctx.Response.IsBodyStream() {
+			ex.bytesOut = ex.bodySize // Body() would read the stream into memory
+		} else {
+			ex.bytesOut = int64(len(ctx.Response.Body()))
+		}
 		s.finish(ex)
 	}
 	// A streaming exchange is finished by its body's CloseWithError.

@@ -31,6 +31,11 @@ func (ex *exchange) AppendVar(dst []byte, v *vars.Var) []byte {
 	case vars.RequestURI:
 		return append(dst, h.RequestURI()...)
 	case vars.URI:
+		// nginx's $uri: the clean path being served, which an internal
+		// redirect changes.
+		if ex.matchPath != nil {
+			return append(dst, ex.matchPath...)
+		}
 		path, _ := splitTarget(h.RequestURI())
 		return append(dst, path...)
 	case vars.Args:
