@@ -16,6 +16,7 @@ type Metrics struct {
 	failures  *prometheus.CounterVec
 	retries   *prometheus.CounterVec
 	poolWaits *prometheus.CounterVec
+	resolves  *prometheus.CounterVec
 }
 
 // DurationBuckets are the request latency buckets, in seconds.
@@ -39,7 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		retries:   perServer("edgeproxy_upstream_retries_total", "Attempts that were retries of a failed one."),
 		poolWaits: perServer("edgeproxy_upstream_pool_waits_total", "Requests that found every pooled connection of a server busy."),
 	}
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits)
+	m.resolves = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_upstream_resolve_failures_total",
+		Help: "Re-resolutions of an upstream host name that failed; its last good addresses were kept.",
+	}, []string{"upstream"})
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves)
 	return m
 }
 
@@ -132,5 +137,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(sv.IdleConns), u.Name, sv.Addr, "idle")
 			ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(u.MaxConns), u.Name, sv.Addr)
 		}
+	}
+}
+
+func (m *Metrics) resolveFailure(upstream string) {
+	if m != nil {
+		m.resolves.WithLabelValues(upstream).Inc()
 	}
 }

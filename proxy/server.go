@@ -116,6 +116,9 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		opts:            o,
 	}
 	for name, uo := range o.Upstreams {
+		if prev != nil && o.Resolver != prev.opts.Resolver {
+			prev = nil // every upstream resolves anew through the new resolver
+		}
 		if len(uo.Servers) == 0 {
 			return nil, fmt.Errorf("upstream %s: no servers", name)
 		}
@@ -125,7 +128,11 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 				continue
 			}
 		}
-		st.upstreams[name] = newUpstream(name, uo, s.now, s.log, o.Metrics)
+		up, err := newUpstream(name, uo, s.now, s.log, o.Metrics, lookupWith(o.Resolver))
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		st.upstreams[name] = up
 	}
 	var err error
 	if st.compress, err = newCompressStep(o.Compression); err != nil {

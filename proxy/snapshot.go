@@ -25,6 +25,10 @@ type UpstreamStatus struct {
 	Balance  string
 	MaxConns int
 	Servers  []ServerStatus
+	// ResolveInterval is "" when names are not re-resolved;
+	// ResolveFailing while the last resolution failed.
+	ResolveInterval string
+	ResolveFailing  bool
 }
 
 // ServerStatus describes one upstream server.
@@ -63,11 +67,12 @@ func (s *Server) Snapshot() Snapshot {
 		snap.Routes = append(snap.Routes, rs)
 	}
 	for _, u := range st.upstreams {
-		us := UpstreamStatus{Name: u.name, Balance: "round_robin", MaxConns: u.opts.MaxConnsPerServer}
-		if u.opts.Balance == LeastConn {
-			us.Balance = "least_conn"
+		us := UpstreamStatus{Name: u.name, Balance: u.opts.Balance.String(), MaxConns: u.opts.MaxConnsPerServer,
+			ResolveFailing: u.resolveFailed.Load()}
+		if u.opts.ResolveInterval > 0 {
+			us.ResolveInterval = u.opts.ResolveInterval.String()
 		}
-		for _, sv := range u.servers {
+		for _, sv := range u.set.Load().servers {
 			ss := ServerStatus{
 				Addr: sv.addr, Up: sv.available(now), InFlight: sv.inflight.Load(),
 				Conns: sv.hc.ConnsCount(), IdleConns: sv.hc.IdleConnsCount(),
