@@ -1,0 +1,531 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsUpstream is a real WebSocket echo server on loopback. It records the
+// upgrade requests it saw and the close status its peers sent.
+type wsUpstream struct {
+	addr string
+
+	mu      sync.Mutex // guards headers
+	headers []http.Header
+
+	closes chan websocket.CloseError
+}
+
+func startWSUpstream(t testing.TB) *wsUpstream {
+	t.Helper()
+	u := &wsUpstream{closes: make(chan websocket.CloseError, 16)}
+	srv := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.headers = append(u.headers, r.Header.Clone())
+		u.mu.Unlock()
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(4 << 20)
+		ctx := context.Background()
+		for {
+			typ, msg, err := c.Read(ctx)
+			if err != nil {
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					select {
+					case u.closes <- ce:
+					default:
+					}
+				}
+				return
+			}
+			if err := c.Write(ctx, typ, msg); err != nil {
+				return
+			}
+		}
+	})
+	u.addr = addrOf(srv)
+	return u
+}
+
+func (u *wsUpstream) lastHeader() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.headers) == 0 {
+		return nil
+	}
+	return u.headers[len(u.headers)-1]
+}
+
+// wsProxy is a proxy with one websocket-enabled route to up.
+func wsProxy(t testing.TB, up string, edit func(*Options)) (string, *Server) {
+	t.Helper()
+	o := testOptions()
+	o.UpgradeIdleTimeout = time.Hour
+	o.MaxUpgradedConns = 10000
+	o.Upstreams["up"] = testUpstreamOptions(up)
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", WebSocket: true}}
+	if edit != nil {
+		edit(&o)
+	}
+	return startProxy(t, o)
+}
+
+// wsClient reads on its own goroutine, as coder/websocket's Ping needs.
+type wsClient struct {
+	c    *websocket.Conn
+	msgs chan wsMsg
+}
+
+type wsMsg struct {
+	typ  websocket.MessageType
+	data []byte
+	err  error
+}
+
+func dialWS(t testing.TB, proxyAddr, path string) (*wsClient, *http.Response) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+proxyAddr+path, nil)
+	if err != nil {
+		t.Fatalf("dial through proxy: %v", err)
+	}
+	c.SetReadLimit(4 << 20)
+	wc := &wsClient{c: c, msgs: make(chan wsMsg, 4)}
+	go func() {
+		for {
+			typ, data, err := c.Read(context.Background())
+			wc.msgs <- wsMsg{typ, data, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow() })
+	return wc, resp
+}
+
+func (wc *wsClient) next(t testing.TB) wsMsg {
+	t.Helper()
+	select {
+	case m := <-wc.msgs:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+		return wsMsg{}
+	}
+}
+
+func (wc *wsClient) echo(t testing.TB, typ websocket.MessageType, data []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := wc.c.Write(ctx, typ, data); err != nil {
+		t.Fatalf("write %d bytes: %v", len(data), err)
+	}
+	m := wc.next(t)
+	if m.err != nil {
+		t.Fatalf("read echo of %d bytes: %v", len(data), m.err)
+	}
+	if m.typ != typ || !bytes.Equal(m.data, data) {
+		t.Fatalf("echo of %d bytes (%v): got %d bytes (%v)", len(data), typ, len(m.data), m.typ)
+	}
+}
+
+func accessLogFile(t testing.TB, o *Options) (*AccessLog, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "access.log")
+	al, err := NewAccessLog(AccessLogOptions{Path: path, BufferSize: 64 << 10, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
+	o.AccessLog = al
+	return al, path
+}
+
+func tunnelsOpen(s *Server) int64 { return s.Snapshot().Tunnels.Open }
+
+func TestUpgradeWebSocketMessagesPingClose(t *testing.T) {
+	u := startWSUpstream(t)
+	var al *AccessLog
+	var logPath string
+	addr, s := wsProxy(t, u.addr, func(o *Options) { al, logPath = accessLogFile(t, o) })
+
+	wc, resp := dialWS(t, addr, "/chat?room=1")
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") == "" {
+		t.Fatalf("handshake answer: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The upstream saw the upgrade, not a plain GET.
+	h := u.lastHeader()
+	if h.Get("Upgrade") != "websocket" || !strings.EqualFold(h.Get("Connection"), "upgrade") ||
+		h.Get("Sec-WebSocket-Key") == "" || h.Get("X-Forwarded-For") == "" {
+		t.Fatalf("upstream saw %v", h)
+	}
+	if n := tunnelsOpen(s); n != 1 {
+		t.Fatalf("open tunnels %d, want 1", n)
+	}
+
+	for _, size := range []int{1, 125, 126, 65535, 65536, 1 << 20} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = 'a' + byte(i%26)
+		}
+		wc.echo(t, websocket.MessageText, data)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		wc.echo(t, websocket.MessageBinary, data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := wc.c.Ping(ctx); err != nil {
+		t.Fatalf("ping through the tunnel: %v", err)
+	}
+
+	// Close handshake: the client's Close returns nil only once the
+	// upstream's close frame came back.
+	if err := wc.c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+	select {
+	case ce := <-u.closes:
+		if ce.Code != websocket.StatusNormalClosure || ce.Reason != "bye" {
+			t.Fatalf("upstream got close %v", ce)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream never saw the close frame")
+	}
+	if !waitFor(t, func() bool { return tunnelsOpen(s) == 0 }, 5*time.Second) {
+		t.Fatal("tunnel still open after the close handshake")
+	}
+	st := s.Snapshot().Tunnels
+	if st.Opened != 1 || st.BytesToUpstream < 2*(1<<20) || st.BytesToClient < 2*(1<<20) {
+		t.Fatalf("tunnel counters %+v", st)
+	}
+
+	// One access-log line, written when the tunnel ended.
+	var lines []map[string]any
+	for _, l := range readLogLines(t, al, logPath) {
+		if l["path"] == "/chat?room=1" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("log lines for the tunnel: %v", lines)
+	}
+	l := lines[0]
+	if l["status"] != float64(101) || l["bytes_in"].(float64) < 2<<20 || l["bytes_out"].(float64) < 2<<20 || l["error"] != nil {
+		t.Fatalf("tunnel log line %v", l)
+	}
+}
+
+func TestUpgradeRefusedIsRelayed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"forbidden", http.StatusForbidden, "no websockets for you"},
+		{"plain 200", http.StatusOK, strings.Repeat("<html>index</html>", 1000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Why", "refused")
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			})
+			addr, s := wsProxy(t, addrOf(srv), nil)
+			resp, body := rawResponse(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", "GET")
+			if resp.StatusCode != tc.status || body != tc.body || resp.Header.Get("X-Why") != "refused" {
+				t.Fatalf("got %d %q %v", resp.StatusCode, body[:min(len(body), 40)], resp.Header)
+			}
+			if resp.Header.Get("Upgrade") != "" {
+				t.Fatalf("a refused upgrade carries Upgrade: %v", resp.Header)
+			}
+			// coder/websocket sees the refusal too.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, wsResp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+			if err == nil || wsResp == nil || wsResp.StatusCode != tc.status {
+				t.Fatalf("dial: %v %v", err, wsResp)
+			}
+			if n := s.tunnels.reserved.Load(); n != 0 {
+				t.Fatalf("a refused upgrade holds a tunnel slot: %d", n)
+			}
+		})
+	}
+}
+
+func TestUpgradeWebSocketOffForwardsPlainGET(t *testing.T) {
+	var got http.Header
+	var mu sync.Mutex
+	srv := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		io.WriteString(w, "plain")
+	})
+	addr, _ := wsProxy(t, addrOf(srv), func(o *Options) { o.Routes[0].WebSocket = false })
+	resp, body := rawResponse(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", "GET")
+	if resp.StatusCode != 200 || body != "plain" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got.Get("Upgrade") != "" || got.Get("Connection") != "" || got.Get("Sec-WebSocket-Key") == "" {
+		t.Fatalf("upstream saw %v", got)
+	}
+}
+
+func TestUpgradeCapAnswers503(t *testing.T) {
+	u := startWSUpstream(t)
+	addr, s := wsProxy(t, u.addr, func(o *Options) { o.MaxUpgradedConns = 2 })
+	a, _ := dialWS(t, addr, "/")
+	b, _ := dialWS(t, addr, "/")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third tunnel: %v %v", err, resp)
+	}
+	a.echo(t, websocket.MessageText, []byte("still here"))
+	b.c.Close(websocket.StatusNormalClosure, "")
+	if !waitFor(t, func() bool { return tunnelsOpen(s) == 1 }, 5*time.Second) {
+		t.Fatal("closed tunnel still counted")
+	}
+	c, _ := dialWS(t, addr, "/")
+	c.echo(t, websocket.MessageText, []byte("room again"))
+}
+
+func TestUpgradeIdleTimeoutClosesQuietTunnel(t *testing.T) {
+	u := startWSUpstream(t)
+	const idle = 400 * time.Millisecond
+	var al *AccessLog
+	var logPath string
+	addr, s := wsProxy(t, u.addr, func(o *Options) {
+		o.UpgradeIdleTimeout = idle
+		al, logPath = accessLogFile(t, o)
+	})
+	quiet, _ := dialWS(t, addr, "/quiet")
+	busy, _ := dialWS(t, addr, "/busy")
+	start := time.Now()
+	// The busy tunnel moves a message every idle/4 for 2×idle: it stays.
+	for time.Since(start) < 2*idle {
+		busy.echo(t, websocket.MessageText, []byte("tick"))
+		time.Sleep(idle / 4)
+	}
+	m := quiet.next(t)
+	if m.err == nil {
+		t.Fatalf("quiet tunnel got a message: %q", m.data)
+	}
+	if el := time.Since(start); el < idle {
+		t.Fatalf("quiet tunnel closed after %v, before the idle timeout %v", el, idle)
+	}
+	busy.echo(t, websocket.MessageText, []byte("still open"))
+	if !waitFor(t, func() bool { return tunnelsOpen(s) == 1 }, 5*time.Second) {
+		t.Fatalf("open tunnels %d, want 1", tunnelsOpen(s))
+	}
+	var found bool
+	for _, l := range readLogLines(t, al, logPath) {
+		if l["path"] == "/quiet" {
+			found = l["status"] == float64(101) && l["error"] == "upgrade_idle_timeout"
+		}
+	}
+	if !found {
+		t.Fatal("no access-log line naming the idle timeout")
+	}
+}
+
+func TestUpgradeTunnelSurvivesReload(t *testing.T) {
+	u := startWSUpstream(t)
+	o := testOptions()
+	o.UpgradeIdleTimeout = time.Hour
+	o.Upstreams["up"] = testUpstreamOptions(u.addr)
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", WebSocket: true}}
+	addr, s := startProxy(t, o)
+	wc, _ := dialWS(t, addr, "/")
+	wc.echo(t, websocket.MessageText, []byte("before"))
+
+	// The new config drops the upstream and the route the tunnel came by.
+	other := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "new") })
+	o2 := testOptions()
+	o2.UpgradeIdleTimeout = time.Hour
+	o2.Upstreams["other"] = testUpstreamOptions(addrOf(other))
+	o2.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "other", WebSocket: true}}
+	if err := s.Reload(o2); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, "http://"+addr+"/"); body != "new" {
+		t.Fatalf("reload not live: %q", body)
+	}
+	wc.echo(t, websocket.MessageBinary, []byte("after reload"))
+	if n := tunnelsOpen(s); n != 1 {
+		t.Fatalf("open tunnels %d", n)
+	}
+}
+
+func TestUpgradeShutdownClosesTunnels(t *testing.T) {
+	u := startWSUpstream(t)
+	var al *AccessLog
+	var logPath string
+	addr, s := wsProxy(t, u.addr, func(o *Options) { al, logPath = accessLogFile(t, o) })
+	wcs := make([]*wsClient, 3)
+	for i := range wcs {
+		wcs[i], _ = dialWS(t, addr, fmt.Sprintf("/t%d", i))
+		wcs[i].echo(t, websocket.MessageText, []byte("hi"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("shutdown took %v", el)
+	}
+	// Shutdown returned: every tunnel is closed and logged.
+	if n := tunnelsOpen(s); n != 0 {
+		t.Fatalf("open tunnels after shutdown: %d", n)
+	}
+	for _, wc := range wcs {
+		if m := wc.next(t); m.err == nil {
+			t.Fatalf("tunnel still carries messages after shutdown: %q", m.data)
+		}
+	}
+	n := 0
+	for _, l := range readLogLines(t, al, logPath) {
+		if l["status"] == float64(101) && l["error"] == "closed by shutdown" {
+			n++
+		}
+	}
+	if n != len(wcs) {
+		t.Fatalf("%d tunnel log lines, want %d", n, len(wcs))
+	}
+}
+
+// rawUpgradeUpstream answers any upgrade with 101 and some bytes of its
+// own in the same write, then echoes in upper case; when the client
+// half-closes, it says "bye" and closes.
+func rawUpgradeUpstream(t testing.TB, seen chan<- string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var head strings.Builder
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					head.WriteString(line)
+					if line == "\r\n" {
+						break
+					}
+				}
+				seen <- head.String()
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo/1\r\nConnection: Upgrade\r\nX-Foo: bar\r\n\r\nhello-first")
+				buf := make([]byte, 4096)
+				for {
+					n, err := br.Read(buf)
+					if n > 0 {
+						c.Write(bytes.ToUpper(buf[:n]))
+					}
+					if err != nil {
+						io.WriteString(c, "bye")
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestUpgradeOtherProtocolRawTunnel(t *testing.T) {
+	seen := make(chan string, 1)
+	up := rawUpgradeUpstream(t, seen)
+	addr, s := wsProxy(t, up, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// The first tunnel bytes travel in the same write as the request head.
+	io.WriteString(c, "GET /foo?x HTTP/1.1\r\nHost: example.com\r\nUpgrade: foo/1\r\nConnection: keep-alive, Upgrade\r\nX-Custom: 1\r\n\r\nearly")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "foo/1" || !strings.EqualFold(resp.Header.Get("Connection"), "upgrade") ||
+		resp.Header.Get("X-Foo") != "bar" {
+		t.Fatalf("101: %d %v", resp.StatusCode, resp.Header)
+	}
+	head := <-seen
+	for _, want := range []string{"GET /foo?x HTTP/1.1\r\n", "\r\nUpgrade: foo/1\r\n", "\r\nConnection: upgrade\r\n", "\r\nX-Custom: 1\r\n", "\r\nHost: example.com\r\n"} {
+		if !strings.Contains(head, want) {
+			t.Fatalf("upstream head lacks %q:\n%s", want, head)
+		}
+	}
+	if strings.Contains(strings.ToLower(head), "keep-alive") {
+		t.Fatalf("hop-by-hop keep-alive forwarded:\n%s", head)
+	}
+	readN := func(n int) string {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			t.Fatalf("reading %d bytes: %v", n, err)
+		}
+		return string(b)
+	}
+	if got := readN(len("hello-first")); got != "hello-first" {
+		t.Fatalf("upstream's early bytes: %q", got)
+	}
+	if got := readN(len("EARLY")); got != "EARLY" {
+		t.Fatalf("client's early bytes: %q", got)
+	}
+	io.WriteString(c, "more")
+	if got := readN(4); got != "MORE" {
+		t.Fatalf("echo %q", got)
+	}
+	// Half-close: the upstream sees EOF and may still answer.
+	c.(*net.TCPConn).CloseWrite()
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "bye" {
+		t.Fatalf("after half-close: %q %v", rest, err)
+	}
+	if !waitFor(t, func() bool { return tunnelsOpen(s) == 0 }, 5*time.Second) {
+		t.Fatal("tunnel still open after both sides closed")
+	}
+}
