@@ -9,9 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +31,7 @@ type wsUpstream struct {
 	headers []http.Header
 
 	closes chan websocket.CloseError
+	active atomic.Int64 // handlers running
 }
 
 func startWSUpstream(t testing.TB) *wsUpstream {
@@ -36,6 +41,8 @@ func startWSUpstream(t testing.TB) *wsUpstream {
 		u.mu.Lock()
 		u.headers = append(u.headers, r.Header.Clone())
 		u.mu.Unlock()
+		u.active.Add(1)
+		defer u.active.Add(-1)
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -527,5 +534,250 @@ func TestUpgradeOtherProtocolRawTunnel(t *testing.T) {
 	}
 	if !waitFor(t, func() bool { return tunnelsOpen(s) == 0 }, 5*time.Second) {
 		t.Fatal("tunnel still open after both sides closed")
+	}
+}
+
+// memInUse is the Go memory in use after a collection (heap and stacks)
+// and the process's resident set, in bytes.
+func memInUse() (goBytes, rss uint64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseUint(f[1], 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	return ms.HeapInuse + ms.StackInuse, rss
+}
+
+// openMany opens n WebSocket connections to addr, each echoing one
+// message, 50 dials at a time.
+func openMany(t *testing.T, addr string, n int) []*websocket.Conn {
+	t.Helper()
+	conns := make([]*websocket.Conn, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 50)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns[i] = c
+			msg := []byte("tunnel " + strconv.Itoa(i))
+			if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+				errs <- err
+				return
+			}
+			if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("echo %q: %q %v", msg, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return conns
+}
+
+func closeMany(conns []*websocket.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.CloseNow()
+		}
+	}
+}
+
+// TestUpgradeThousandTunnels holds 1,000 tunnels open at once and
+// measures what each costs the proxy: the same 1,000 connections are
+// opened straight to the upstream first, and the difference in Go memory
+// in use (heap and stacks, after a collection) is the proxy's.
+func TestUpgradeThousandTunnels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 tunnels: skipped under -short")
+	}
+	n := 1000
+	if raceEnabled {
+		n = 200 // the race detector's cost per goroutine; the figures are not meaningful then
+	}
+	u := startWSUpstream(t)
+	var al *AccessLog
+	var logPath string
+	addr, s := wsProxy(t, u.addr, func(o *Options) {
+		al, logPath = accessLogFile(t, o)
+		uo := testUpstreamOptions(u.addr)
+		uo.ConnectTimeout, uo.ResponseTimeout = 10*time.Second, 20*time.Second // a loaded machine
+		o.Upstreams["up"] = uo
+	})
+	defer func() {
+		if t.Failed() {
+			for _, l := range readLogLines(t, al, logPath) {
+				if l["error"] != nil {
+					t.Log(l)
+				}
+			}
+		}
+	}()
+
+	base, baseRSS := memInUse()
+	start := time.Now()
+	direct := openMany(t, u.addr, n)
+	tookDirect := time.Since(start)
+	withDirect, directRSS := memInUse()
+	closeMany(direct)
+	direct = nil
+	if !waitFor(t, func() bool { return u.active.Load() == 0 }, 10*time.Second) {
+		t.Fatalf("%d upstream handlers still running", u.active.Load())
+	}
+
+	base2, _ := memInUse()
+	start = time.Now()
+	proxied := openMany(t, addr, n)
+	took := time.Since(start)
+	if got := tunnelsOpen(s); got != int64(n) {
+		t.Fatalf("open tunnels %d, want %d", got, n)
+	}
+	withProxy, proxyRSS := memInUse()
+	perDirect := float64(withDirect-base) / float64(n)
+	perProxied := float64(withProxy-base2) / float64(n)
+	perTunnel := perProxied - perDirect
+	t.Logf("%d connections opened and echoed in %v direct, %v through the proxy; Go memory in use per connection: "+
+		"direct %.1f KiB, through the proxy %.1f KiB, so %.1f KiB per tunnel in the proxy; process RSS (client, proxy and upstream in one process): "+
+		"%.1f MiB before, %.1f MiB with %d direct, %.1f MiB with %d proxied",
+		n, tookDirect.Round(time.Millisecond), took.Round(time.Millisecond), perDirect/1024, perProxied/1024, perTunnel/1024,
+		float64(baseRSS)/(1<<20), float64(directRSS)/(1<<20), n, float64(proxyRSS)/(1<<20), n)
+	if !raceEnabled && perTunnel > 128<<10 {
+		t.Errorf("a tunnel costs the proxy %.1f KiB, want at most 128 KiB", perTunnel/1024)
+	}
+	closeMany(proxied)
+	if !waitFor(t, func() bool { return tunnelsOpen(s) == 0 }, 10*time.Second) {
+		t.Fatalf("%d tunnels still open after their clients closed", tunnelsOpen(s))
+	}
+}
+
+// The route's response steps see the 101 as any answer: `always` headers
+// are added, hidden fields removed; a refused upgrade is intercepted by
+// error pages like any upstream error.
+func TestUpgradeRouteStepsApply(t *testing.T) {
+	seen := make(chan string, 2)
+	up := rawUpgradeUpstream(t, seen)
+	addr, _ := wsProxy(t, up, func(o *Options) {
+		o.Routes[0].ResponseHeaders = HeaderOps{Set: map[string]string{"X-Edge": "1"}, Remove: []string{"X-Foo"}}
+		o.Routes[0].ResponseHeadersAlways = true
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: foo/1\r\nConnection: upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-seen
+	if resp.StatusCode != 101 || resp.Header.Get("X-Edge") != "1" || resp.Header.Get("X-Foo") != "" || resp.Header.Get("Upgrade") != "foo/1" {
+		t.Fatalf("101: %d %v", resp.StatusCode, resp.Header)
+	}
+
+	page := filepath.Join(t.TempDir(), "403.html")
+	if err := os.WriteFile(page, []byte("<h1>not here</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, "upstream's own 403")
+	})
+	addr2, _ := wsProxy(t, addrOf(srv), func(o *Options) {
+		o.Routes[0].ErrorPages = map[int]string{403: page}
+		o.Routes[0].InterceptErrors = true
+	})
+	resp2, body := rawResponse(t, addr2, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", "GET")
+	if resp2.StatusCode != 403 || body != "<h1>not here</h1>" {
+		t.Fatalf("intercepted refusal: %d %q", resp2.StatusCode, body)
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}
+
+// Upgrades follow the retry and passive-health rules of SPEC §4.
+func TestUpgradeRetriesAndFailures(t *testing.T) {
+	u := startWSUpstream(t)
+	dead := closedAddr(t)
+	addr, s := wsProxy(t, u.addr, func(o *Options) {
+		uo := testUpstreamOptions(dead, u.addr)
+		uo.MaxFails = 1
+		o.Upstreams["up"] = uo
+	})
+	for i := 0; i < 3; i++ { // whichever server is picked first, the upgrade lands
+		wc, _ := dialWS(t, addr, "/")
+		wc.echo(t, websocket.MessageText, []byte("via the live server"))
+		wc.c.Close(websocket.StatusNormalClosure, "")
+	}
+	var deadStatus ServerStatus
+	for _, sv := range s.Snapshot().Upstreams[0].Servers {
+		if sv.Addr == dead {
+			deadStatus = sv
+		}
+	}
+	if deadStatus.Failures == 0 || deadStatus.Up {
+		t.Fatalf("refused server not taken out: %+v", deadStatus)
+	}
+
+	addr2, s2 := wsProxy(t, dead, nil)
+	resp, _ := rawResponse(t, addr2, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", "GET")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("no server: %d", resp.StatusCode)
+	}
+	if n := s2.tunnels.reserved.Load(); n != 0 {
+		t.Fatalf("a failed upgrade holds a tunnel slot: %d", n)
+	}
+
+	// An upstream that never answers: the route's timeout gives 504.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	addr3, _ := wsProxy(t, silent.Addr().String(), func(o *Options) { o.Routes[0].Timeout = 200 * time.Millisecond })
+	start := time.Now()
+	resp, _ = rawResponse(t, addr3, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", "GET")
+	if resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) > 3*time.Second {
+		t.Fatalf("silent upstream: %d after %v", resp.StatusCode, time.Since(start))
 	}
 }
