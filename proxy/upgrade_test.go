@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -779,5 +780,93 @@ func TestUpgradeRetriesAndFailures(t *testing.T) {
 	resp, _ = rawResponse(t, addr3, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", "GET")
 	if resp.StatusCode != http.StatusGatewayTimeout || time.Since(start) > 3*time.Second {
 		t.Fatalf("silent upstream: %d after %v", resp.StatusCode, time.Since(start))
+	}
+}
+
+// wss: the client side of the tunnel is a tls.Conn under fasthttp's
+// hijacked wrapper.
+func TestUpgradeOverTLS(t *testing.T) {
+	u := startWSUpstream(t)
+	cert, key, pool := selfSignedCert(t)
+	addr, s := wsProxy(t, u.addr, func(o *Options) { o.TLSCertFile, o.TLSKeyFile = cert, key })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c, _, err := websocket.Dial(ctx, "wss://"+addr+"/secure", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(4 << 20)
+	msg := bytes.Repeat([]byte("tls"), 100000)
+	if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo over wss: %d bytes, %v", len(got), err)
+	}
+	if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
+		t.Fatalf("close handshake over wss: %v", err)
+	}
+	if !waitFor(t, func() bool { return tunnelsOpen(s) == 0 }, 5*time.Second) {
+		t.Fatal("wss tunnel still open after the close handshake")
+	}
+}
+
+// Tunnels stay open while requests in flight drain, and are closed when
+// the drain ends: here at Shutdown's deadline, a request never finishing.
+func TestUpgradeTunnelsClosedWhenDrainEnds(t *testing.T) {
+	u := startWSUpstream(t)
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	slow := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	})
+	defer close(release)
+	addr, s := wsProxy(t, u.addr, func(o *Options) {
+		o.Upstreams["slow"] = testUpstreamOptions(addrOf(slow))
+		o.Routes = append(o.Routes, RouteOptions{PathPrefix: "/slow", Upstream: "slow"})
+	})
+	wc, _ := dialWS(t, addr, "/")
+	wc.echo(t, websocket.MessageText, []byte("before"))
+	go func() {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			defer c.Close()
+			io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+			io.Copy(io.Discard, c)
+		}
+	}()
+	<-arrived
+
+	const drain = 600 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(ctx) }()
+	// The listener closes first; the tunnel still carries messages then.
+	if !waitFor(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 5*time.Second) {
+		t.Fatal("listener still open after Shutdown began")
+	}
+	wc.echo(t, websocket.MessageText, []byte("during the drain"))
+	if err := <-done; err == nil {
+		t.Fatal("Shutdown reported a finished drain with a request still in flight")
+	}
+	if el := time.Since(start); el < drain {
+		t.Fatalf("tunnels closed after %v, before the drain ended", el)
+	}
+	if m := wc.next(t); m.err == nil {
+		t.Fatalf("tunnel open after the drain: %q", m.data)
+	}
+	if n := tunnelsOpen(s); n != 0 {
+		t.Fatalf("open tunnels %d", n)
 	}
 }

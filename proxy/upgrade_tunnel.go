@@ -202,6 +202,12 @@ func (t *tunnel) pipe(dst net.Conn, src io.Reader, n *atomic.Int64, total *atomi
 // checkIdle runs on the idle timer: it closes the tunnel when no byte
 // moved either way for idle, else re-arms for the rest.
 func (t *tunnel) checkIdle() {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return
+	}
 	quiet := time.Since(t.born) - time.Duration(t.last.Load())
 	if quiet < t.idle {
 		t.timer.Reset(t.idle - quiet)
