@@ -870,3 +870,17 @@ func TestUpgradeTunnelsClosedWhenDrainEnds(t *testing.T) {
 		t.Fatalf("open tunnels %d", n)
 	}
 }
+
+// A tunnel is not a request: the server's read, write and keep-alive
+// timeouts do not cut it, only upgrade_idle_timeout does.
+func TestUpgradeOutlivesServerTimeouts(t *testing.T) {
+	u := startWSUpstream(t)
+	const short = 150 * time.Millisecond
+	addr, _ := wsProxy(t, u.addr, func(o *Options) {
+		o.ReadTimeout, o.WriteTimeout, o.IdleTimeout = short, short, short
+	})
+	wc, _ := dialWS(t, addr, "/")
+	wc.echo(t, websocket.MessageText, []byte("first"))
+	time.Sleep(4 * short) // quiet past every server timeout (the point of the test, not synchronisation)
+	wc.echo(t, websocket.MessageBinary, bytes.Repeat([]byte{7}, 1<<20))
+}
