@@ -30,6 +30,16 @@ type dialer struct {
 }
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
+	return d.connect(addr, true)
+}
+
+// dialRaw connects as dial does but without the per-read timeouts, for
+// a tunnel that keeps its own idle timer.
+func (d *dialer) dialRaw(addr string) (net.Conn, error) {
+	return d.connect(addr, false)
+}
+
+func (d *dialer) connect(addr string, timed bool) (net.Conn, error) {
 	network := d.network
 	if network == "" {
 		network = "tcp"
@@ -42,7 +52,10 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	conn := net.Conn(&timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack})
+	conn := c
+	if timed {
+		conn = &timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack}
+	}
 	if d.tls == nil {
 		return conn, nil
 	}

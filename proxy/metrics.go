@@ -115,6 +115,10 @@ var (
 		"Pooled connections to the server, by state.", []string{"upstream", "server", "state"}, nil)
 	descMaxConns = prometheus.NewDesc("edgeproxy_upstream_connections_max",
 		"max_conns_per_server.", []string{"upstream", "server"}, nil)
+	descUpgraded = prometheus.NewDesc("edgeproxy_upgraded_connections",
+		"Open tunnels (WebSocket and other upgrades).", nil, nil)
+	descUpgradedBytes = prometheus.NewDesc("edgeproxy_upgraded_bytes_total",
+		"Bytes carried by tunnels, by direction (to_upstream, to_client).", []string{"direction"}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -122,9 +126,15 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descInflight
 	ch <- descConns
 	ch <- descMaxConns
+	ch <- descUpgraded
+	ch <- descUpgradedBytes
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ts := c.s.tunnels.status()
+	ch <- prometheus.MustNewConstMetric(descUpgraded, prometheus.GaugeValue, float64(ts.Open))
+	ch <- prometheus.MustNewConstMetric(descUpgradedBytes, prometheus.CounterValue, float64(ts.BytesToUpstream), "to_upstream")
+	ch <- prometheus.MustNewConstMetric(descUpgradedBytes, prometheus.CounterValue, float64(ts.BytesToClient), "to_client")
 	for _, u := range c.s.Snapshot().Upstreams {
 		for _, sv := range u.Servers {
 			up := 0.0

@@ -35,6 +35,8 @@ type Server struct {
 	reloadMu sync.Mutex // serialises Reload
 
 	noRoute routeMetrics // requests that matched no route or did not parse
+
+	tunnels tunnelSet // upgraded connections (upgrade_tunnel.go)
 }
 
 // state is everything a request reads, built whole and never changed.
@@ -225,9 +227,10 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
-// closes idle connections, then closes the upstream pools.
+// closes idle connections and open tunnels, then closes the upstream pools.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
+	s.tunnels.closeAll()
 	for _, up := range s.state.Load().upstreams {
 		up.close()
 	}

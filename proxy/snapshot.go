@@ -11,6 +11,16 @@ import (
 type Snapshot struct {
 	Routes    []RouteStatus
 	Upstreams []UpstreamStatus
+	Tunnels   TunnelStatus
+}
+
+// TunnelStatus describes the upgraded connections (WebSocket …).
+type TunnelStatus struct {
+	Open, Max       int64 // Max 0: no cap
+	Opened          uint64
+	BytesToUpstream uint64
+	BytesToClient   uint64
+	IdleTimeout     time.Duration
 }
 
 // RouteStatus describes one route.
@@ -89,6 +99,8 @@ func (s *Server) Snapshot() Snapshot {
 		}
 		snap.Upstreams = append(snap.Upstreams, us)
 	}
+	snap.Tunnels = s.tunnels.status()
+	snap.Tunnels.Max, snap.Tunnels.IdleTimeout = int64(st.opts.MaxUpgradedConns), st.opts.UpgradeIdleTimeout
 	sort.Slice(snap.Upstreams, func(i, j int) bool { return snap.Upstreams[i].Name < snap.Upstreams[j].Name })
 	return snap
 }

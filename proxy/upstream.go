@@ -61,6 +61,7 @@ type server struct {
 	spec       int    // index of the servers entry it comes from
 	hostHeader string // Host for host = "upstream": the name as configured
 	hc         *fasthttp.HostClient
+	dialer     *dialer
 	inflight   atomic.Int64
 	maxConns   int64
 	id         uint64 // hash of addr, for balance = "hash"
@@ -193,6 +194,7 @@ func (u *upstream) newServer(spec int, addr string) *server {
 		maxConns:   int64(o.MaxConnsPerServer),
 		metrics:    u.metrics.forServer(u.name, label),
 		id:         h.Sum64(),
+		dialer:     d,
 		hc: &fasthttp.HostClient{
 			Addr:                          addr,
 			Dial:                          d.dial,
