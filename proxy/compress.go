@@ -83,9 +83,10 @@ func (c *compressStep) onResponse(ctx *fasthttp.RequestCtx, ex *exchange) {
 		z.startStream(src, max(cl, -1))
 		resp.SetBodyStream(z, -1)
 	case len(resp.Body()) == 0:
-		// The head of an answer without a body here: HEAD, whose GET
-		// would stream the upstream's body compressed.
-		if !ctx.Request.Header.IsHead() {
+		// The head of an upstream's answer to HEAD, whose GET would
+		// stream the upstream's body compressed. Other empty answers
+		// have nothing to compress.
+		if !ctx.Request.Header.IsHead() || ex.answeredBy != answeredByUpstream {
 			return
 		}
 		if cl, known := headContentLength(&resp.Header); known && (cl == 0 || cl < c.minBytes) {
