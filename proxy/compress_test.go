@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fasthttp"
 )
 
 // plainClient sends Accept-Encoding only when a test sets it and never
@@ -615,6 +617,87 @@ func TestCompressionClientGoneMidStream(t *testing.T) {
 		resp, got := do(t, "GET", base+"/x", "Accept-Encoding", "gzip")
 		if resp.StatusCode != 200 || !bytes.Equal(decode(t, resp.Header.Get("Content-Encoding"), got), body) {
 			t.Fatalf("after aborted streams: %d", resp.StatusCode)
+		}
+	}
+}
+
+// A route handler's answer (the coupon answers) is compressed like a fixed
+// one; a stream of the handler's own is left as it is, and still closed.
+func TestCompressionOfHandlerAnswers(t *testing.T) {
+	body := jsonBody(4096)
+	closed := make(chan struct{}, 1)
+	o := testOptions()
+	o.Compression = compressionOn()
+	o.Routes = []RouteOptions{{PathPrefix: "/", Compress: true, Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		if string(ctx.Path()) == "/stream" {
+			ctx.SetBodyStream(&closeNotifier{Reader: bytes.NewReader(body), closed: closed}, -1)
+			return
+		}
+		ctx.SetBody(body)
+	}}}
+	addr, _ := startProxy(t, o)
+	resp, got := do(t, "GET", "http://"+addr+"/a", "Accept-Encoding", "zstd")
+	if ce := resp.Header.Get("Content-Encoding"); ce != "zstd" || !bytes.Equal(decode(t, ce, got), body) {
+		t.Fatalf("handler answer: Content-Encoding %q", ce)
+	}
+	resp, got = do(t, "GET", "http://"+addr+"/stream", "Accept-Encoding", "zstd")
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" || !bytes.Equal(got, body) {
+		t.Fatalf("handler stream: Content-Encoding %q, %d bytes", ce, len(got))
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's stream was never closed")
+	}
+}
+
+type closeNotifier struct {
+	io.Reader
+	closed chan struct{}
+}
+
+func (c *closeNotifier) Close() error {
+	c.closed <- struct{}{}
+	return nil
+}
+
+// A compressed stream finishes its exchange exactly once: one access-log
+// line per request, counting the compressed bytes the client was sent.
+func TestCompressionStreamsFinishTheExchangeOnce(t *testing.T) {
+	body := jsonBody(8192)
+	up := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	path := filepath.Join(t.TempDir(), "access.log")
+	al, err := NewAccessLog(AccessLogOptions{Path: path, BufferSize: 64 << 10, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	o := testOptions()
+	o.AccessLog = al
+	o.Compression = compressionOn()
+	o.Upstreams["up"] = testUpstreamOptions(addrOf(up))
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", Compress: true}}
+	addr, _ := startProxy(t, o)
+	const n = 20
+	sizes := map[float64]bool{}
+	for i := 0; i < n; i++ {
+		resp, got := do(t, "GET", "http://"+addr+"/x", "Accept-Encoding", "gzip")
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatal("not compressed")
+		}
+		sizes[float64(len(got))] = true
+	}
+	lines := readLogLines(t, al, path)
+	if len(lines) != n {
+		t.Fatalf("%d access-log lines for %d requests", len(lines), n)
+	}
+	for _, l := range lines {
+		if !sizes[l["bytes_out"].(float64)] {
+			t.Fatalf("bytes_out %v, the client got %v", l["bytes_out"], sizes)
 		}
 	}
 }
