@@ -159,13 +159,18 @@ func (c *compressStep) typeMatches(ct []byte) bool {
 }
 
 // negotiate reads every Accept-Encoding field of the request (names
-// compare case-insensitively: the server keeps them as sent).
+// compare case-insensitively: the server keeps them as sent). A request
+// with Cache-Control: no-transform asks intermediaries not to transform
+// the content (RFC 9111 §5.2.1.6), so it gets identity.
 func (c *compressStep) negotiate(h *fasthttp.RequestHeader) coding {
 	var a acceptEncoding
 	a.reset()
 	for k, v := range h.All() {
-		if bytes.EqualFold(k, hAcceptEncoding) {
+		switch {
+		case bytes.EqualFold(k, hAcceptEncoding):
 			a.parse(v)
+		case bytes.EqualFold(k, hCacheControl) && fieldHasToken(v, noTransform):
+			return codingIdentity
 		}
 	}
 	if !a.seen {

@@ -237,6 +237,7 @@ func TestCompressionNegotiationThroughTheProxy(t *testing.T) {
 		{[]string{"ACCEPT-ENCODING", "zstd;q=0, br;q=0, gzip;q=0"}, ""},
 		{[]string{"Accept-Encoding", "*"}, "zstd"},
 		{[]string{"Accept-Encoding", "identity"}, ""},
+		{[]string{"Accept-Encoding", "gzip", "cache-control", "max-age=0, No-Transform"}, ""},
 	} {
 		resp, got := do(t, "GET", base+"/x", tc.hdr...)
 		if ce := resp.Header.Get("Content-Encoding"); ce != tc.want {
