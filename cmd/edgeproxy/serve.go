@@ -159,6 +159,7 @@ func (a *app) options(cfg *config.Config) proxy.Options {
 			Host:       cfg.Coupon.Host,
 			PathPrefix: cfg.Coupon.PathPrefix,
 			Handler:    a.coupons.handle,
+			Compress:   true, // [compression] applies to coupon answers too
 		})
 	}
 	return o
