@@ -36,6 +36,10 @@ type Server struct {
 	// BufferBodyBytes: request bodies up to this size are read whole before
 	// forwarding, so an idempotent request can be retried; larger ones stream.
 	BufferBodyBytes Size `toml:"buffer_body_bytes"`
+	// PIDFile, when set, holds the PID of the process serving: written at
+	// start, rewritten by the new process after a binary upgrade (SIGUSR2),
+	// removed on a normal exit.
+	PIDFile string `toml:"pid_file"`
 }
 
 // Admin is the operator listener.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ func (c *Config) validate(p *problems) {
 	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		p.add("server.tls_cert_file", "tls_cert_file and tls_key_file must be set together")
+	}
+	if s.PIDFile != "" && (strings.HasSuffix(s.PIDFile, "/") || isDir(s.PIDFile)) {
+		p.add("server.pid_file", "must name a file, not a folder (got %q)", s.PIDFile)
 	}
 
 	listenAddr(p, "admin.listen", c.Admin.Listen)
@@ -277,4 +281,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not a valid CIDR or address", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// isDir reports whether path names an existing folder.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
