@@ -115,6 +115,10 @@ func (c *couponService) Close() {
 	}
 }
 
+// ready reports whether the store can answer: the file is loaded, or Redis
+// answers.
+func (c *couponService) ready() bool { return c.redis == nil || c.redis.Connected() }
+
 func (c *couponService) storeState() string {
 	switch {
 	case c.file != nil:
