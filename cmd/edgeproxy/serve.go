@@ -146,10 +146,15 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.proxy.Serve(ln) }()
 	go func() { serveErr <- adm.Serve(adminLn) }()
+	// systemd hears of the new main PID before the old process can exit:
+	// a main process gone with no successor would fail the service.
+	sd.ready()
 	if err := ho.ready(); err != nil {
+		if ho.upgraded() {
+			sd.send(fmt.Sprintf("MAINPID=%d", os.Getppid())) // the old process keeps serving
+		}
 		return fail("starting", err)
 	}
-	sd.ready()
 	log.Info("edgeproxy started", zap.String("version", version), zap.String("listen", ln.Addr().String()),
 		zap.String("admin", adminLn.Addr().String()), zap.String("config", cfg.Path), zap.Bool("upgraded", ho.upgraded()))
 
