@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cloudflare/tableflip"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // upgradeTimeout is how long a new binary has to get ready after SIGUSR2
@@ -73,6 +75,40 @@ func (h *handover) listen(role, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// hotKeysName names the file of hot coupon keys handed to a new process.
+const hotKeysName = "edgeproxy hot coupon keys"
+
+// passHotKeys gives the next process the coupon keys this one serves most,
+// one a line in an anonymous in-memory file, so that it reads them from
+// Redis before it reports ready instead of missing on each at the switch.
+func (h *handover) passHotKeys(keys []string) error {
+	fd, err := unix.MemfdCreate("edgeproxy-hot-keys", unix.MFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "edgeproxy-hot-keys")
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(keys, "\n")); err != nil {
+		return err
+	}
+	return h.upg.AddFile(hotKeysName, f)
+}
+
+// hotKeys returns the keys the old process passed, or none.
+func (h *handover) hotKeys() []string {
+	f, err := h.upg.File(hotKeysName)
+	if err != nil || f == nil {
+		return nil
+	}
+	defer f.Close()
+	// The file offset is shared with the old process: read by position.
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 64<<20))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(string(b), "\n")
+}
+
 // ready writes the PID file and, after an upgrade, tells the old process
 // to stop accepting. Call it once the listeners serve.
 func (h *handover) ready() error { return h.upg.Ready() }
@@ -106,6 +142,8 @@ func upgradeFailure(err error) string {
 		return "the previous process is still draining; send SIGUSR2 again once it has exited"
 	case strings.Contains(msg, "in progress"):
 		return "an upgrade is already in progress"
+	case strings.Contains(msg, "already upgraded"), strings.Contains(msg, "terminating"):
+		return "this process is already shutting down"
 	default:
 		return "the new process could not be started"
 	}

@@ -134,13 +134,22 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	if ho.upgraded() && a.coupons != nil {
 		// The old process keeps serving until this one is ready, so a new
 		// one answers coupons from Redis, never from the fallback. It gives
-		// up a little before the old one would kill it, to say why.
-		ctx, cancel := context.WithTimeout(baseCtx, upgradeTimeout-time.Second)
-		err := pollUntil(ctx, 20*time.Millisecond, a.coupons.ready)
-		cancel()
-		if err != nil {
+		// up before the old one would kill it, to say why.
+		ctx, cancel := context.WithTimeout(baseCtx, upgradeTimeout-2*time.Second)
+		defer cancel()
+		if err := pollUntil(ctx, 20*time.Millisecond, a.coupons.ready); err != nil {
 			return fail("binary upgrade: coupon store not ready; the old process keeps serving", fmt.Errorf("%s: %w", a.coupons.storeState(), err))
 		}
+		// The old process's hot keys are read now, in batches, rather than
+		// missed one by one by the first requests after the switch. A key
+		// that cannot be read in time is left to its first request.
+		if keys := ho.hotKeys(); len(keys) > 0 {
+			start := time.Now()
+			n, err := a.coupons.warm(ctx, keys)
+			log.Info("coupon cache warmed from Redis", zap.Int("keys", len(keys)), zap.Int("warmed", n),
+				zap.Duration("took", time.Since(start)), zap.Error(err))
+		}
+		cancel()
 	}
 
 	serveErr := make(chan error, 2)
@@ -180,6 +189,11 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 					log.Info("access log reopened")
 				}
 			case syscall.SIGUSR2:
+				if a.coupons != nil {
+					if err := ho.passHotKeys(a.coupons.hotKeys()); err != nil {
+						log.Warn("binary upgrade: the new process will start with a cold coupon cache", zap.Error(err))
+					}
+				}
 				go ho.upgrade()
 			default:
 				sd.stopping()

@@ -248,7 +248,7 @@ func (l *loadGen) halt() {
 // chunk arrived; the channel gets the whole outcome.
 func longResponse(t *testing.T, url string) <-chan string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client.Get(url) // its timeout bounds the whole download
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,8 @@ addrs = [%q]
 // a config whose check fails, once to a binary that never gets ready, and
 // once more to a working one. No request fails, a long response of an old
 // process finishes, the PID file and systemd always name the process that
-// serves, and each new process warms from Redis with one read per key.
+// serves, and each new process reads the old one's hot coupon keys from
+// Redis before it serves: one read per key, no misses after the switch.
 func TestBinaryUpgrade(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about 20 s, 10 of them waiting out a binary that never gets ready")
@@ -399,6 +400,10 @@ func TestBinaryUpgrade(t *testing.T) {
 		syscall.Kill(pid, syscall.SIGUSR2)
 		m, next := fam.wait(at, "edgeproxy started", 0, 15*time.Second)
 		newPID := logPID(m)
+		warm, _ := fam.wait(at, "coupon cache warmed from Redis", newPID, time.Second)
+		if warm["keys"] != float64(len(ids)) || warm["warmed"] != float64(len(ids)) {
+			t.Errorf("%s: the new process warmed %v", step, warm)
+		}
 		if newPID == pid || m["upgraded"] != true || "http://"+m["listen"].(string) != base {
 			t.Fatalf("%s: new process %v", step, m)
 		}
@@ -408,8 +413,8 @@ func TestBinaryUpgrade(t *testing.T) {
 			t.Errorf("%s: old process exited %d", step, code)
 		}
 		checkPIDFile(step, newPID)
-		// The new process serves coupons from Redis without a miss storm:
-		// about one read per coupon id, however many requests it answers.
+		// The new process warmed from Redis without a miss storm: one read
+		// per coupon id, however many requests it answers.
 		waitUntil(t, func() bool { return load.couponOK.Load() > couponsBefore+400 }, 20*time.Second)
 		reads, served := redisReads()-readsBefore, load.couponOK.Load()-couponsBefore
 		t.Logf("%s: pid %d -> %d; %d coupon answers, %d Redis reads", step, pid, newPID, served, reads)
