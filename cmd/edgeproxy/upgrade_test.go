@@ -401,7 +401,8 @@ func TestBinaryUpgrade(t *testing.T) {
 		m, next := fam.wait(at, "edgeproxy started", 0, 15*time.Second)
 		newPID := logPID(m)
 		warm, _ := fam.wait(at, "coupon cache warmed from Redis", newPID, time.Second)
-		if warm["keys"] != float64(len(ids)) || warm["warmed"] != float64(len(ids)) {
+		// L0 holds ids read more than once: by now nearly all of them.
+		if k, _ := warm["keys"].(float64); k < float64(len(ids))*3/4 || warm["warmed"] != k {
 			t.Errorf("%s: the new process warmed %v", step, warm)
 		}
 		if newPID == pid || m["upgraded"] != true || "http://"+m["listen"].(string) != base {
