@@ -134,12 +134,12 @@ func (h *handover) upgrade() {
 func upgradeFailure(err error) string {
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "parent hasn't exited"):
+		return "the previous process is still draining; send SIGUSR2 again once it has exited"
 	case strings.Contains(msg, "timed out"):
 		return fmt.Sprintf("the new process was not ready within %v and was killed", upgradeTimeout)
 	case strings.Contains(msg, "exited"):
 		return "the new process exited before it was ready (its configuration check failed, or see its log lines above)"
-	case strings.Contains(msg, "parent hasn't exited"):
-		return "the previous process is still draining; send SIGUSR2 again once it has exited"
 	case strings.Contains(msg, "in progress"):
 		return "an upgrade is already in progress"
 	case strings.Contains(msg, "already upgraded"), strings.Contains(msg, "terminating"):
