@@ -50,6 +50,10 @@ type Server struct {
 	UpgradeIdleTimeout Duration `toml:"upgrade_idle_timeout"`
 	// MaxUpgradedConns caps open tunnels; more upgrades get 503.
 	MaxUpgradedConns int `toml:"max_upgraded_conns"`
+	// PIDFile, when set, holds the PID of the process serving: written at
+	// start, rewritten by the new process after a binary upgrade (SIGUSR2),
+	// removed on a normal exit.
+	PIDFile string `toml:"pid_file"`
 }
 
 // Admin is the operator listener.

@@ -236,6 +236,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.Server.TLSCertFile = abs(c.Server.TLSCertFile)
 	c.Server.TLSKeyFile = abs(c.Server.TLSKeyFile)
+	c.Server.PIDFile = abs(c.Server.PIDFile)
 	switch c.Log.AccessLog {
 	case "stdout", "stderr", "off", "":
 	default:

@@ -37,6 +37,9 @@ func (c *Config) validate(p *problems) {
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		p.add("server.tls_cert_file", "tls_cert_file and tls_key_file must be set together")
 	}
+	if s.PIDFile != "" && (strings.HasSuffix(s.PIDFile, "/") || isDir(s.PIDFile)) {
+		p.add("server.pid_file", "must name a file, not a folder (got %q)", s.PIDFile)
+	}
 
 	if s.Resolver != "" {
 		if err := checkHostPort(s.Resolver); err != nil {
@@ -303,4 +306,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not a valid CIDR or address", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// isDir reports whether path names an existing folder.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

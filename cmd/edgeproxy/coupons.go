@@ -115,6 +115,30 @@ func (c *couponService) Close() {
 	}
 }
 
+// maxHotKeys bounds the coupon keys handed to a new binary for warming.
+const maxHotKeys = 10000
+
+// hotKeys returns the cache keys worth reading before a new process serves;
+// none for the file store, which loads everything anyway.
+func (c *couponService) hotKeys() []string {
+	if c.redis == nil {
+		return nil
+	}
+	return c.redis.HotKeys(maxHotKeys)
+}
+
+// warm reads keys from Redis into the cache; see cache.Store.Warm.
+func (c *couponService) warm(ctx context.Context, keys []string) (int, error) {
+	if c.redis == nil || len(keys) == 0 {
+		return 0, nil
+	}
+	return c.redis.Warm(ctx, keys)
+}
+
+// ready reports whether the store can answer: the file is loaded, or Redis
+// answers.
+func (c *couponService) ready() bool { return c.redis == nil || c.redis.Connected() }
+
 func (c *couponService) storeState() string {
 	switch {
 	case c.file != nil:
