@@ -246,7 +246,7 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 <h2>Upstreams</h2>
 <table id="upstreams"><tr><th>upstream</th><th>server</th><th>state</th><th>in flight</th><th>pool (busy / idle / max)</th><th>requests</th><th>failures</th></tr>
 {{range .Proxy.Upstreams}}{{$u := .}}{{range .Servers}}
-<tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}})</span></td><td>{{.Addr}}</td>
+<tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}}{{if $u.ResolveInterval}}, resolved every {{$u.ResolveInterval}}{{end}}{{if $u.ResolveFailing}}, <b>resolution failing: last good addresses kept</b>{{end}})</span></td><td>{{.Addr}}</td>
 <td>{{if .Up}}UP{{else}}DOWN {{.Why}}{{end}}</td><td class="num">{{.InFlight}}</td>
 <td class="num">{{.Busy}} / {{.IdleConns}} / {{$u.MaxConns}}</td><td class="num">{{.Requests}}</td><td class="num">{{.Failures}}</td></tr>{{end}}{{end}}
 </table>
