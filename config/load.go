@@ -194,6 +194,7 @@ func (c *Config) resolvePaths() {
 	if c.Coupon != nil {
 		c.Coupon.File = abs(c.Coupon.File)
 	}
+	c.Redis.TLSCAFile = abs(c.Redis.TLSCAFile)
 }
 
 // String renders a one-line summary used in logs.
