@@ -36,7 +36,7 @@ func LoadTLS(caFile, serverName string) (*tls.Config, error) {
 
 // baseOption is what every client of ours shares: addresses, credentials,
 // TLS and Sentinel. With SentinelMaster set, Addrs are the Sentinels.
-func baseOption(o Options, name string) rueidis.ClientOption {
+func baseOption(o Options, name string) (rueidis.ClientOption, error) {
 	opt := rueidis.ClientOption{
 		InitAddress: o.Addrs,
 		Username:    o.Username,
@@ -45,8 +45,13 @@ func baseOption(o Options, name string) rueidis.ClientOption {
 		Dialer:      netDialer(o.DialTimeout),
 		ClientName:  name,
 	}
-	if o.TLS != nil {
-		opt.TLSConfig = o.TLS.Clone()
+	var tc *tls.Config
+	if o.TLS {
+		var err error
+		if tc, err = LoadTLS(o.TLSCAFile, o.TLSServerName); err != nil {
+			return opt, err
+		}
+		opt.TLSConfig = tc
 	}
 	if o.SentinelMaster != "" {
 		opt.Sentinel = rueidis.SentinelOption{
@@ -59,9 +64,9 @@ func baseOption(o Options, name string) rueidis.ClientOption {
 			TopologyRefreshInterval: 5 * time.Second,
 			ClientName:              name,
 		}
-		if o.TLS != nil {
-			opt.Sentinel.TLSConfig = o.TLS.Clone()
+		if tc != nil {
+			opt.Sentinel.TLSConfig = tc.Clone()
 		}
 	}
-	return opt
+	return opt, nil
 }

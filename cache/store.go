@@ -14,7 +14,6 @@ package cache
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,9 +52,10 @@ type Options struct {
 	Logger    *zap.Logger
 	Now       func() time.Time
 
-	// SPEC §11. SentinelMaster set: Addrs are its Sentinels. TLS nil: plain TCP.
+	// SPEC §11. SentinelMaster set: Addrs are its Sentinels. TLS: see LoadTLS.
 	SentinelMaster, SentinelUsername, SentinelPassword string
-	TLS                                                *tls.Config
+	TLS                                                bool
+	TLSCAFile, TLSServerName                           string
 	// Instance names this process's probe key; ProbeInterval 0: no probe.
 	Instance                    string
 	ProbeInterval, ProbeTimeout time.Duration
@@ -135,6 +135,9 @@ func New(o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if _, err := baseOption(o, ""); err != nil {
+		return nil, err // a CA file that cannot be used is a setup error
+	}
 	life := max(o.TTL, o.StaleIfError) + time.Minute
 	cfg := bigcache.Config{
 		Shards:             256,
@@ -184,7 +187,10 @@ func New(o Options) (*Store, error) {
 }
 
 func (s *Store) connect() (rueidis.Client, error) {
-	opt := baseOption(s.o, "edgeproxy")
+	opt, err := baseOption(s.o, "edgeproxy")
+	if err != nil {
+		return nil, err
+	}
 	opt.OnInvalidations = s.onInvalidations
 	opt.ConnWriteTimeout = 3 * time.Second
 	// A request never waits on rueidis's reconnect back-off: it has its

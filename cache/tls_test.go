@@ -111,11 +111,7 @@ func tlsOptions(t *testing.T, addr, caFile, serverName string) Options {
 	t.Helper()
 	o := probeOptions(addr, 50*time.Millisecond, 500*time.Millisecond)
 	o.Username, o.Password = "edge", "secret"
-	tc, err := LoadTLS(caFile, serverName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.TLS = tc
+	o.TLS, o.TLSCAFile, o.TLSServerName = true, caFile, serverName
 	return o
 }
 
@@ -180,5 +176,18 @@ func TestTLSAndAuthFailuresAreClear(t *testing.T) {
 				t.Fatalf("no log line says %q: %v", tc.want, logs.All())
 			}
 		})
+	}
+}
+
+// A CA file without a certificate is a setup error, not a Redis error.
+func TestTLSCAFileWithoutCertificateIsRefused(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions("127.0.0.1:1")
+	o.TLS, o.TLSCAFile = true, bad
+	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("New = %v, want a clear CA file error", err)
 	}
 }

@@ -24,7 +24,10 @@ type Writer struct {
 
 // NewWriter connects to Redis for writing.
 func NewWriter(o Options) (*Writer, error) {
-	opt := baseOption(o, "edgeproxy-writer")
+	opt, err := baseOption(o, "edgeproxy-writer")
+	if err != nil {
+		return nil, err
+	}
 	opt.DisableCache = true
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
