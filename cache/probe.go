@@ -49,11 +49,12 @@ type prober struct {
 	prefix string // "{key_prefix}:probe:" for recognising pushes
 	base   string // prefix + instance
 
-	mu      sync.Mutex // guards waiters, nodes, targets, cluster, round
+	mu      sync.Mutex // guards waiters, nodes, targets, cluster, single, round
 	waiters map[string]chan struct{}
 	nodes   map[string]*ProbeNode
 	targets []probeTarget
-	cluster bool
+	cluster bool // CLUSTER SLOTS answered
+	single  bool // CLUSTER SLOTS said cluster support is disabled
 	round   int
 }
 
@@ -342,10 +343,10 @@ func (s *Store) probeTargets(client rueidis.Client) []probeTarget {
 	p.mu.Lock()
 	refresh := p.round%10 == 0 || !p.allUpLocked()
 	p.round++
-	targets, cluster := p.targets, p.cluster
+	targets, cluster, single := p.targets, p.cluster, p.single
 	p.mu.Unlock()
-	if !refresh && len(targets) > 0 {
-		return targets
+	if (!refresh || single) && len(targets) > 0 {
+		return targets // a server that said it is no cluster stays none
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	defer cancel()
@@ -354,13 +355,13 @@ func (s *Store) probeTargets(client rueidis.Client) []probeTarget {
 	case err == nil && len(msgs) > 0:
 		targets, cluster = clusterTargets(p.base, msgs), true
 	case err != nil && !cluster && isNoCluster(err):
-		targets = []probeTarget{{node: s.nodeLabel(), key: p.base}}
+		targets, single = []probeTarget{{node: s.nodeLabel(), key: p.base}}, true
 	case len(targets) == 0:
 		// Neither answer: probe the plain key, which reports the error.
 		targets = []probeTarget{{node: s.nodeLabel(), key: p.base}}
 	}
 	p.mu.Lock()
-	p.targets, p.cluster = targets, cluster
+	p.targets, p.cluster, p.single = targets, cluster, single
 	p.mu.Unlock()
 	return targets
 }
