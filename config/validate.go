@@ -206,8 +206,11 @@ func (c *Config) validateRedisAndCache(p *problems) {
 	if strings.ContainsAny(r.SentinelMaster, " \t\r\n") {
 		p.add("redis.sentinel_master", "must be a master name without spaces")
 	}
-	if r.SentinelMaster == "" && (r.SentinelUsername != "" || r.SentinelPassword != "") {
+	if r.SentinelMaster == "" && r.SentinelUsername != "" {
 		p.add("redis.sentinel_username", "needs sentinel_master")
+	}
+	if r.SentinelMaster == "" && r.SentinelPassword != "" {
+		p.add("redis.sentinel_password", "needs sentinel_master")
 	}
 	if !r.TLS && (r.TLSCAFile != "" || r.TLSServerName != "") {
 		p.add("redis.tls", "must be true when tls_ca_file or tls_server_name is set")
