@@ -256,7 +256,8 @@ func (s *Store) streamState(up bool) {
 // resync replaces the Redis client and makes every entry unusable until
 // re-read: rueidis's own per-connection caches missed whatever pushes we
 // missed, and a new client starts with empty ones. between runs after the
-// swap and before the epoch moves.
+// swap, between two epoch moves: the first retires entries from before it
+// runs, the second those filled while it ran (read past tracking).
 func (s *Store) resync(between func()) error {
 	client, err := s.connect()
 	if err != nil {
@@ -264,6 +265,7 @@ func (s *Store) resync(between func()) error {
 		return err
 	}
 	old := s.client.Swap(&client)
+	s.epoch.Add(1)
 	if between != nil {
 		between()
 	}
