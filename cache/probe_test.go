@@ -246,3 +246,30 @@ func TestSanitizeInstance(t *testing.T) {
 		}
 	}
 }
+
+// A differing re-read is not a mismatch when an invalidation of the key
+// arrives during it (or just after): the cache was already being told.
+func TestVerifyIgnoresDifferencesWithAnInvalidation(t *testing.T) {
+	r := redistest.Start(t)
+	w := newWriter(t, testOptions(r.Addr))
+	put(t, w, `{"id":"a","lat":1,"lon":1}`)
+	o := testOptions(r.Addr)
+	o.VerifySample = 1
+	s := newStore(t, o)
+	stripe := s.stripeFor("coupon:id:a")
+	job := func() verifyJob {
+		return verifyJob{key: "id:a", h: header{epoch: s.epoch.Load(), gen: stripe.Load(), found: true, fetched: time.Now().UnixNano()}, raw: []byte(`{"id":"a","old":1}`)}
+	}
+	done := make(chan struct{})
+	j := job()
+	go func() { s.verifyOne(j); close(done) }()
+	stripe.Add(1) // the invalidation, during the re-read or its grace
+	<-done
+	if n := s.Stats.VerifyMismatch.Load(); n != 0 {
+		t.Fatalf("%d mismatches counted though an invalidation arrived", n)
+	}
+	s.verifyOne(job()) // the same difference, nothing arriving
+	if n := s.Stats.VerifyMismatch.Load(); n != 1 {
+		t.Fatalf("%d mismatches, want 1", n)
+	}
+}
