@@ -296,7 +296,11 @@ func (s *Store) closeLater(c rueidis.Client) {
 // its invalidation; the lag runs from just before the write.
 func (s *Store) probeOnce(client rueidis.Client, key string) (time.Duration, error) {
 	p := s.probe
-	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
+	// The whole probe, read and write included, has probe_timeout: a round
+	// starts at most probe_interval after a loss began, so the loss is
+	// found within probe_interval + probe_timeout.
+	deadline := time.Now().Add(s.o.ProbeTimeout)
+	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	// The client-side TTL ends before the next round, so each round's read
 	// is a miss that registers tracking again even if a push was lost.
@@ -315,7 +319,7 @@ func (s *Store) probeOnce(client rueidis.Client, key string) (time.Duration, err
 		s.setLastErr(err)
 		return 0, err
 	}
-	t := time.NewTimer(s.o.ProbeTimeout)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-ch:

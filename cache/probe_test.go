@@ -96,7 +96,7 @@ func loseStream(t *testing.T, relay *redistest.Relay, s *Store) {
 	relay.DropInvalidations(true)
 	took := waitWithin(t, 2*time.Second, "loss detected", s.StreamLost)
 	t.Logf("stream loss detected after %v (bound 200ms)", took)
-	if took > 200*time.Millisecond+150*time.Millisecond {
+	if took > 200*time.Millisecond+50*time.Millisecond { // slack: the test's own polling on a busy host
 		t.Errorf("loss detected after %v, bound probe_interval+probe_timeout = 200ms", took)
 	}
 	if s.StreamUp() {
