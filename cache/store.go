@@ -158,6 +158,13 @@ func New(o Options) (*Store, error) {
 	s.keyBufs.New = func() any { return &keyBuf{b: make([]byte, 0, 192)} }
 	s.cellScratches.New = func() any { return &cellScratch{} }
 	s.maxAge.Store(math.MaxInt64)
+	// Set before the first connection: its reader goroutine reads them.
+	if o.ProbeInterval > 0 {
+		s.probe = newProber(o.KeyPrefix, o.Instance)
+	}
+	if o.VerifySample > 0 {
+		s.verifyQ = make(chan verifyJob, 16)
+	}
 	client, err := s.connect()
 	switch {
 	case errors.Is(err, ErrPrecisionMismatch):
@@ -173,13 +180,11 @@ func New(o Options) (*Store, error) {
 	default:
 		s.client.Store(&client)
 	}
-	if o.ProbeInterval > 0 {
-		s.probe = newProber(o.KeyPrefix, o.Instance)
+	if s.probe != nil {
 		s.wg.Add(1)
 		go s.probeLoop()
 	}
-	if o.VerifySample > 0 {
-		s.verifyQ = make(chan verifyJob, 16)
+	if s.verifyQ != nil {
 		s.wg.Add(1)
 		go s.verifyLoop()
 	}
