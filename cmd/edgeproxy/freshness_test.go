@@ -83,3 +83,38 @@ verify_sample = 1.0
 	pollBody(t, "http://"+p.admin+"/metrics", regexp.MustCompile(`edgeproxy_coupon_invalidation_stream_up\{node="`+node+`"\} 0`))
 	p.waitLog("invalidation stream lost; coupon answers degraded until probes pass", 5*time.Second)
 }
+
+// Pushes lost between Redis and the instance (a relay drops them): the
+// verifier finds the stale hit, counts and logs it, /status shows it.
+func TestVerifyMismatchThroughRelay(t *testing.T) {
+	r := redistest.Start(t)
+	relay := redistest.StartRelay(t, r.Addr)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "edge.toml", redisConfig(relay.Addr, "", false)+`[cache]
+probe_interval = "0s"
+verify_sample = 1.0
+`)
+	importOne := func(line string) {
+		data := writeFile(t, dir, "c.jsonl", line+"\n")
+		if out, errOut, code := runBinary(t, "coupons", "import", "-config", cfg, data); code != 0 {
+			t.Fatalf("import: %d %s %s", code, out, errOut)
+		}
+	}
+	importOne(`{"id":"c1","lat":35.681,"lon":139.767,"v":1}`)
+	p := start(t, cfg)
+	getBody(t, "http://"+p.addr+"/coupons/c1")
+	relay.DropInvalidations(true)
+	importOne(`{"id":"c1","lat":35.681,"lon":139.767,"v":2}`)
+	if _, body := getBody(t, "http://"+p.addr+"/coupons/c1"); !strings.Contains(body, `"v":1`) {
+		t.Fatalf("expected the stale hit a lost push leaves, got %s", body)
+	}
+	pollBody(t, "http://"+p.admin+"/metrics", regexp.MustCompile(`edgeproxy_coupon_verify_total\{result="mismatch"\} 1`))
+	line := p.waitLog("cached coupon entry differs from Redis", 5*time.Second)
+	if line["key"] != "coupon:id:c1" || line["age"] == nil {
+		t.Fatalf("mismatch log line %v", line)
+	}
+	pollBody(t, "http://"+p.admin+"/status", regexp.MustCompile(`id="consistency">\d+\.\d+% of \d+ verified hits \(1 mismatched\)`))
+	if _, body := getBody(t, "http://"+p.addr+"/coupons/c1"); !strings.Contains(body, `"v":2`) {
+		t.Fatalf("after the mismatch the coupon is re-read; got %s", body)
+	}
+}
