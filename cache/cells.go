@@ -33,8 +33,7 @@ type cellScratch struct {
 
 // fresh applies the freshness rule to an entry derived from source.
 func (s *Store) fresh(h header, source []byte, now int64) bool {
-	return h.epoch == s.epoch.Load() && h.gen == s.stripeOf(source).Load() && now < h.expires &&
-		now-h.fetched < s.maxAge.Load()
+	return h.epoch == s.epoch.Load() && h.gen == s.stripeOf(source).Load() && now < h.expires
 }
 
 // Cells implements coupon.Store: cells fresh in L0 or L1 are visited at
@@ -149,7 +148,8 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 			coupons = append(coupons, c)
 		}
 		ix := coupon.NewIndex(coupons)
-		h := header{epoch: e0, gen: gens[i], fetched: s.readAt(t, r), expires: s.expiry(t, r), found: true}
+		h := header{epoch: e0, gen: gens[i], fetched: s.readAt(t, r), found: true}
+		h.expires = s.degradedExpiry(s.expiry(t, r), h.fetched, lost)
 		l1Key := keys[i][len(s.o.KeyPrefix)+1:] // "cell:{hash}"
 		_ = s.l1.Set(l1Key, appendValue(make([]byte, 0, headerLen+ix.Bytes()), h, ix.AppendBinary(nil)))
 		s.l0.put(l1Key, l0Entry{h: h, ix: ix})

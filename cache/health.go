@@ -47,6 +47,20 @@ func (s *Store) LastError() (string, time.Time) {
 	return "", time.Time{}
 }
 
+// degradedExpiry is an entry's expiry when it was filled while the stream
+// was lost: under "bypass" it is never fresh (answers come from Redis
+// reads); under "serve" it lives degraded_ttl from its read. Entries from
+// before the loss were retired by the epoch when it was found.
+func (s *Store) degradedExpiry(expires, fetched int64, lost bool) int64 {
+	if !lost {
+		return expires
+	}
+	if s.o.OnStreamLoss == Serve {
+		return min(expires, fetched+int64(s.o.DegradedTTL))
+	}
+	return 0
+}
+
 // StreamLost reports whether the store is in its degraded mode.
 func (s *Store) StreamLost() bool { return s.lost.Load() }
 

@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -233,19 +232,17 @@ func (s *Store) streamState(up bool) {
 	lost := s.lost.Load()
 	switch {
 	case !up && !lost:
+		// lost first, then the epoch: a fill that saw lost=false read
+		// the epoch before this move, so its entry is never fresh; a fill
+		// that saw lost=true expires early (degradedExpiry). The hot path
+		// checks nothing more than it always did.
 		s.lost.Store(true)
-		// lost first, then the age limit: a fill that saw lost=false
-		// started before and is cut by the limit (fresh, store.go).
-		if s.o.OnStreamLoss == Serve {
-			s.maxAge.Store(int64(s.o.DegradedTTL))
-		} else {
-			s.maxAge.Store(0)
-		}
+		s.epoch.Add(1)
 		s.Stats.StreamLosses.Add(1)
 		s.log.Warn("invalidation stream lost; coupon answers degraded until probes pass",
 			zap.String("on_stream_loss", s.o.OnStreamLoss.String()))
 	case up && lost:
-		if err := s.resync(func() { s.lost.Store(false); s.maxAge.Store(math.MaxInt64) }); err != nil {
+		if err := s.resync(func() { s.lost.Store(false) }); err != nil {
 			s.log.Warn("invalidation stream back but reconnecting failed; staying degraded", zap.Error(err))
 			return
 		}

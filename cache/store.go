@@ -17,7 +17,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,11 +84,9 @@ type Store struct {
 	epoch   atomic.Uint64
 	stripes [stripeCount]atomic.Uint64
 
-	// lost is set while the invalidation stream is lost (probe.go); maxAge
-	// is then how long after its read an entry may be served (0: never,
-	// "bypass"), else math.MaxInt64.
+	// lost is set while the invalidation stream is lost (probe.go):
+	// entries filled then expire early (degradedExpiry).
 	lost    atomic.Bool
-	maxAge  atomic.Int64
 	probe   *prober        // nil without a probe
 	verifyQ chan verifyJob // nil without verification
 	lastErr atomic.Pointer[redisError]
@@ -157,7 +154,6 @@ func New(o Options) (*Store, error) {
 	s := &Store{o: o, log: o.Logger, now: o.Now, l0: newL0Cache(o.MaxBytes / 4), l1: l1, ctx: ctx, cancel: cancel}
 	s.keyBufs.New = func() any { return &keyBuf{b: make([]byte, 0, 192)} }
 	s.cellScratches.New = func() any { return &cellScratch{} }
-	s.maxAge.Store(math.MaxInt64)
 	// Set before the first connection: its reader goroutine reads them.
 	if o.ProbeInterval > 0 {
 		s.probe = newProber(o.KeyPrefix, o.Instance)
@@ -462,7 +458,8 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	redisKey := s.o.KeyPrefix + ":" + string(key)
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	var res rueidis.RedisResult
-	if s.lost.Load() { // checked after e0: see streamState
+	lost := s.lost.Load() // after e0: see streamState
+	if lost {
 		// rueidis's cache missed the same pushes: read Redis itself.
 		res = client.Do(ctx, client.B().Get().Key(redisKey).Build())
 	} else {
@@ -476,7 +473,8 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 		return s.staleCoupon(l, now)
 	}
 	st := s.countFill(res)
-	h := header{epoch: e0, gen: g0, fetched: s.readAt(now, res), expires: s.expiry(now, res), found: !notFound}
+	h := header{epoch: e0, gen: g0, fetched: s.readAt(now, res), found: !notFound}
+	h.expires = s.degradedExpiry(s.expiry(now, res), h.fetched, lost)
 	_ = s.l1.Set(redisKey[len(s.o.KeyPrefix)+1:], appendValue(make([]byte, 0, headerLen+len(raw)), h, raw))
 	if notFound {
 		return nil, st, nil
