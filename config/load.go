@@ -258,6 +258,7 @@ func (c *Config) resolvePaths() {
 			}
 		}
 	}
+	c.Redis.TLSCAFile = abs(c.Redis.TLSCAFile)
 }
 
 // String renders a one-line summary used in logs.

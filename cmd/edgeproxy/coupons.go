@@ -43,6 +43,19 @@ func cacheOptions(cfg *config.Config, log *zap.Logger) cache.Options {
 		StaleIfError:   cfg.Cache.StaleIfError.Duration,
 		Precision:      cfg.Coupon.GeohashPrecision,
 		Logger:         log,
+
+		SentinelMaster:   r.SentinelMaster,
+		SentinelUsername: r.SentinelUsername,
+		SentinelPassword: r.SentinelPassword,
+		TLS:              r.TLS,
+		TLSCAFile:        r.TLSCAFile,
+		TLSServerName:    r.TLSServerName,
+		Instance:         instanceName(),
+		ProbeInterval:    cfg.Cache.ProbeInterval.Duration,
+		ProbeTimeout:     cfg.Cache.ProbeTimeout.Duration,
+		OnStreamLoss:     streamLoss(cfg.Cache.OnStreamLoss),
+		DegradedTTL:      cfg.Cache.DegradedTTL.Duration,
+		VerifySample:     cfg.Cache.VerifySample,
 	}
 }
 

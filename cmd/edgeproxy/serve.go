@@ -283,6 +283,7 @@ func (a *app) ready() (bool, map[string]string) {
 	}
 	if a.coupons != nil {
 		detail["coupon_store"] = a.coupons.storeState()
+		a.coupons.freshnessDetail(detail)
 	}
 	return true, detail
 }
@@ -296,6 +297,7 @@ func (a *app) status() admin.StatusData {
 		if r := c.redis; r != nil {
 			cs.L1Hits, cs.L2Hits, cs.RedisReads = r.Stats.L0Hits.Load()+r.Stats.L1Hits.Load(), r.Stats.L2Hits.Load(), r.Stats.Misses.Load()
 			cs.Invalidations, cs.InvalidationsAll = r.Stats.Invalidations.Load(), r.Stats.InvalidateAll.Load()
+			c.freshnessStatus(cs)
 		} else {
 			cs.L1Hits = n.Hit.Load() // the file store answers from memory
 		}
