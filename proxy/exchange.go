@@ -62,6 +62,7 @@ type exchange struct {
 	hfields []headerField
 	tokens  [][]byte
 	uri     []byte
+	hostKey []byte // the name of the Host field sent upstream (forward.go)
 	xff     []byte
 	body    []byte
 	scratch []byte // variable values being built
