@@ -146,7 +146,7 @@ func TestBareLFInTheHeadIsRefusedAtOnce(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: h\nX-A: 1\r\n\r\n", // a field line
 		"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\n\r\n", // the last field line
 		"GET / HTTP/1.1\r\nHost: h\r\n\n",           // the empty line
-		"GET / HTTP/1.1\nHost: h\n\n",                 // every line
+		"GET / HTTP/1.1\nHost: h\n\n",               // every line
 		"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",       // an empty line before the request line
 	}
 	ok := "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n"
