@@ -50,6 +50,10 @@ type Options struct {
 	Precision int
 	Logger    *zap.Logger
 	Now       func() time.Time
+
+	// TopologyInterval is how often a cluster's slot ownership is polled
+	// (topology.go); zero means DefaultTopologyInterval.
+	TopologyInterval time.Duration
 }
 
 // ErrPrecisionMismatch: {prefix}:meta names another geohash precision.
@@ -69,6 +73,7 @@ type Store struct {
 
 	epoch   atomic.Uint64
 	stripes [stripeCount]atomic.Uint64
+	topo    topology
 
 	// failedAt is when Redis last failed; for retryAfterError after it,
 	// requests do not wait on Redis again and go straight to what is cached.
@@ -140,16 +145,19 @@ func New(o Options) (*Store, error) {
 	default:
 		s.client.Store(&client)
 	}
+	s.wg.Add(1)
+	go s.watchTopology()
 	return s, nil
 }
 
 func (s *Store) connect() (rueidis.Client, error) {
+	gate := s.newGate()
 	client, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:      s.o.Addrs,
+		InitAddress:      s.initAddrs(),
 		Username:         s.o.Username,
 		Password:         s.o.Password,
 		SelectDB:         s.o.DB,
-		OnInvalidations:  s.onInvalidations,
+		OnInvalidations:  gate.onInvalidations,
 		Dialer:           netDialer(s.o.DialTimeout),
 		ConnWriteTimeout: 3 * time.Second,
 		// A request never waits on rueidis's reconnect back-off: it has
@@ -165,6 +173,7 @@ func (s *Store) connect() (rueidis.Client, error) {
 		client.Close()
 		return nil, err
 	}
+	s.registerGate(client, gate)
 	return client, nil
 }
 
@@ -392,12 +401,14 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 		s.l0.put(string(key), l0Entry{h: l.h, raw: found(l)})
 		return found(l), coupon.Hit, nil
 	}
+	// The epoch before the client: topology.go swaps in the opposite order.
+	e0 := s.epoch.Load()
 	cp := s.client.Load()
 	if cp == nil || s.recentlyFailed(now) {
 		return s.staleCoupon(l, now)
 	}
 	client := *cp
-	e0, g0 := s.epoch.Load(), s.stripeOf(key).Load()
+	g0 := s.stripeOf(key).Load()
 	redisKey := s.o.KeyPrefix + ":" + string(key)
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	res := client.DoCache(ctx, client.B().Get().Key(redisKey).Cache(), s.o.TTL)

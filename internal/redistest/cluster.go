@@ -3,7 +3,9 @@ package redistest
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,6 +135,13 @@ func (n *Node) Restart() { n.start() }
 
 // Kill stops the node at once, as a crash would.
 func (n *Node) Kill() { n.Stop() }
+
+// LogTail is the last lines of the node's log, for failure messages.
+func (n *Node) LogTail(lines int) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
+	l := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
 
 // Alive reports whether the node's process runs.
 func (n *Node) Alive() bool { return n.cmd != nil }
@@ -342,15 +351,26 @@ func (c *Cluster) Failover(n *Node) {
 	// A restarted node must have synced before it can take over.
 	c.WaitSynced()
 	deadline := time.Now().Add(30 * time.Second)
-	if _, err := n.Do("CLUSTER", "FAILOVER"); err != nil {
-		c.t.Fatalf("CLUSTER FAILOVER on %s: %v", n.Addr, err)
-	}
+	// The request travels on the cluster bus, which a just restarted node
+	// may not have connected yet: it is dropped and times out after 5 s.
+	// So it is asked again until it works.
+	var asked time.Time
 	for {
+		if time.Since(asked) > 6*time.Second {
+			if _, err := n.Do("CLUSTER", "FAILOVER"); err != nil {
+				c.t.Fatalf("CLUSTER FAILOVER on %s: %v", n.Addr, err)
+			}
+			asked = time.Now()
+		}
 		if role, err := n.Do("ROLE"); err == nil && role == "*3" && c.stable() {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not take over", n.Addr)
+			var logs strings.Builder
+			for _, o := range c.Live() {
+				fmt.Fprintf(&logs, "%s:\n%s\n", o.Addr, o.LogTail(12))
+			}
+			c.t.Fatalf("%s did not take over; logs end:\n%s", n.Addr, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
