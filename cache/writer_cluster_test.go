@@ -17,8 +17,7 @@ import (
 // clusterOptions: the store's options over a Redis Cluster, given one
 // node's address as an operator would.
 func clusterOptions(c *redistest.Cluster) Options {
-	o := testOptions(c.Nodes[0].Addr)
-	return o
+	return testOptions(c.Nodes[0].Addr)
 }
 
 // raceImporters runs two writers that move the same coupons to different
@@ -171,7 +170,9 @@ func killedWriterLayouts(t *testing.T, o Options) {
 }
 
 func TestKilledWriterLayoutsOnCluster(t *testing.T) {
-	killedWriterLayouts(t, clusterOptions(redistest.StartCluster(t)))
+	o := clusterOptions(redistest.StartCluster(t))
+	killedWriterLayouts(t, o)
+	writerWaitsForAnExpiringLock(t, o)
 }
 
 func TestKilledWriterLayoutsOnOneRedis(t *testing.T) {
@@ -180,9 +181,8 @@ func TestKilledWriterLayoutsOnOneRedis(t *testing.T) {
 
 // A killed writer's lock holds the coupon until it expires; the next
 // writer waits for it, then writes.
-func TestWriterWaitsForAnExpiringLock(t *testing.T) {
-	c := redistest.StartCluster(t)
-	w := newWriter(t, clusterOptions(c))
+func writerWaitsForAnExpiringLock(t *testing.T, o Options) {
+	w := newWriter(t, o)
 	rawDo(t, w, "SET", "coupon:lock:l1", "someone-else", "PX", "300")
 	start := time.Now()
 	put(t, w, `{"id":"l1","lat":1,"lon":1}`)

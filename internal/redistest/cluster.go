@@ -217,9 +217,18 @@ func (c *Cluster) nodesLines(n *Node) []string {
 	return strings.Split(strings.TrimSpace(out), "\n")
 }
 
-// Owner is the node that owns slot, as node n sees it.
+// Owner is the node that owns slot, as the first live node sees it.
 func (c *Cluster) Owner(slot int) *Node {
 	c.t.Helper()
+	n := c.owner(slot)
+	if n == nil {
+		c.t.Fatalf("no node owns slot %d: %q", slot, c.nodesLines(c.Live()[0]))
+	}
+	return n
+}
+
+// owner is Owner, nil when no live-looking master owns slot.
+func (c *Cluster) owner(slot int) *Node {
 	for _, l := range c.nodesLines(c.Live()[0]) {
 		f := strings.Fields(l)
 		if len(f) < 8 || !strings.Contains(f[2], "master") || failed(f[2]) {
@@ -245,7 +254,6 @@ func (c *Cluster) Owner(slot int) *Node {
 			}
 		}
 	}
-	c.t.Fatalf("no node owns slot %d: %q", slot, c.nodesLines(c.Live()[0]))
 	return nil
 }
 
@@ -333,7 +341,7 @@ func (c *Cluster) KillMaster(slot int) (killed, promoted *Node) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if c.stable() {
-			if o := c.Owner(slot); o != killed {
+			if o := c.owner(slot); o != nil && o != killed {
 				return killed, o
 			}
 		}
