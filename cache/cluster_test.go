@@ -27,9 +27,10 @@ func newClusterRig(t *testing.T) *clusterRig {
 	o := clusterOptions(c)
 	r := &clusterRig{c: c, w: newWriter(t, o)}
 	for i := 0; i < 3; i++ {
-		// Each instance is given another node, as operators list them.
+		// Each instance is given another node, masters and a replica
+		// (redis-cli makes the first three nodes masters).
 		oi := o
-		oi.Addrs = []string{c.Nodes[i].Addr}
+		oi.Addrs = []string{c.Nodes[2*i].Addr}
 		oi.StaleIfError = time.Minute
 		r.stores = append(r.stores, newStore(t, oi))
 	}
