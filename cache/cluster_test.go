@@ -395,6 +395,9 @@ func TestClusterTopologyChangesNeverServeStale(t *testing.T) {
 		report("restart and failback", f)
 	}()
 	for k, s := range r.stores {
-		t.Logf("instance %d: %d topology changes seen, %d connection losses", k, s.topo.Changes.Load(), s.Stats.InvalidateAll.Load())
+		t.Logf("instance %d: %d topology changes seen, %d connection losses", k, s.TopologyChanges(), s.Stats.InvalidateAll.Load())
+		if s.TopologyChanges() < 3 { // reshard, failover, failback
+			t.Errorf("instance %d saw %d topology changes, want at least 3", k, s.TopologyChanges())
+		}
 	}
 }

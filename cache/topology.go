@@ -219,6 +219,10 @@ func (s *Store) topologyChanged(old rueidis.Client) bool {
 	return true
 }
 
+// TopologyChanges counts the slot ownership changes the store has seen,
+// each of which made every cached entry be re-read.
+func (s *Store) TopologyChanges() uint64 { return s.topo.Changes.Load() }
+
 // closeRetired closes the retired clients due by now (all when now is zero).
 func (s *Store) closeRetired(now time.Time) {
 	s.topo.mu.Lock()
