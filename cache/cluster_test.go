@@ -214,6 +214,9 @@ func version(raw []byte) int {
 	return v
 }
 
+// loadCell is the cell of the coupons underLoad writes.
+var loadCell = coupon.Geohash(1, 1, 5)
+
 // underLoad runs change while a writer keeps rewriting ids (versions
 // counting up) and every instance keeps reading them; fresh (HIT or MISS)
 // answers older than the write acknowledged bound before are counted.
@@ -249,6 +252,22 @@ func (r *clusterRig) underLoad(t *testing.T, ids []string, change func()) *fresh
 						continue // the outage rules of §6: stale or fallback
 					}
 					f.judge(t, k, id, version(raw), r0)
+				}
+				// The same coupons through their cell, as nearby reads them.
+				r0 := time.Now()
+				var c collect
+				if st, err := s.Cells([]byte(loadCell), 5, &c); err == nil && st != coupon.Stale {
+					got := map[string]int{}
+					for i, id := range c.ids {
+						got[id] = version([]byte(c.raws[i]))
+					}
+					for _, id := range ids {
+						v, ok := got[id]
+						if !ok {
+							v = -1
+						}
+						f.judge(t, k, id, v, r0)
+					}
 				}
 				time.Sleep(time.Millisecond)
 			}
