@@ -50,12 +50,16 @@ func (w *Writer) lock(ctx context.Context, id string) (string, error) {
 	token := hex.EncodeToString(b[:])
 	wait := time.Millisecond
 	for {
-		err := w.client.Do(ctx, w.client.B().Set().Key(w.lockKey(id)).Value(token).Nx().Px(LockTTL).Build()).Error()
+		err := w.do(ctx, w.client.B().Set().Key(w.lockKey(id)).Value(token).Nx().Px(LockTTL).Build()).Error()
 		if err == nil {
 			return token, nil
 		}
 		if !rueidis.IsRedisNil(err) { // nil: NX refused, someone holds it
 			return "", fmt.Errorf("locking coupon %s: %w", id, err)
+		}
+		// Or we hold it: an attempt whose reply was lost (w.do retried).
+		if v, err := w.do(ctx, w.client.B().Get().Key(w.lockKey(id)).Build()).ToString(); err == nil && v == token {
+			return token, nil
 		}
 		t := time.NewTimer(wait/2 + rand.N(wait))
 		select {
@@ -69,7 +73,12 @@ func (w *Writer) lock(ctx context.Context, id string) (string, error) {
 }
 
 func (w *Writer) unlock(ctx context.Context, id, token string) error {
-	n, err := unlockScript.Exec(ctx, w.client, []string{w.lockKey(id)}, []string{token}).AsInt64()
+	var n int64
+	err := retry(ctx, func() error {
+		var err error
+		n, err = unlockScript.Exec(ctx, w.client, []string{w.lockKey(id)}, []string{token}).AsInt64()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("unlocking coupon %s: %w", id, err)
 	}
@@ -105,9 +114,54 @@ func (w *Writer) transactCluster(ctx context.Context, id string, build func(old 
 		return err
 	}
 	for _, cmd := range build(old) {
-		if err := w.client.Do(ctx, cmd).Error(); err != nil {
+		if err := w.do(ctx, cmd).Error(); err != nil {
 			return fmt.Errorf("coupon %s: %w", id, err)
 		}
 	}
 	return nil
+}
+
+// do runs one command of the protocol, again while the cluster fails over
+// (see retry). Every command of the protocol may run twice.
+func (w *Writer) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	cmd = cmd.Pin() // rueidis recycles a command once it is sent
+	var r rueidis.RedisResult
+	_ = retry(ctx, func() error {
+		r = w.client.Do(ctx, cmd)
+		return r.Error()
+	})
+	return r
+}
+
+// retry runs f until it succeeds, fails for good, or ctx ends. Connection
+// errors, CLUSTERDOWN, TRYAGAIN and LOADING are what a cluster answers
+// while a master is replaced; rueidis refreshes its slot map on them, so
+// a later try reaches the new master. rueidis itself retries reads only.
+func retry(ctx context.Context, f func() error) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := f()
+		if !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+func transient(err error) bool {
+	if err == nil || rueidis.IsRedisNil(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var re *rueidis.RedisError
+	if errors.As(err, &re) {
+		return re.IsClusterDown() || re.IsTryAgain() || re.IsLoading()
+	}
+	return true // the connection failed
 }

@@ -107,7 +107,10 @@ func (s *Store) watchTopology() {
 		if !ok {
 			continue
 		}
-		if s.topo.last != "" && view != s.topo.last && !s.topologyChanged(*cp) {
+		switch {
+		case s.topo.last == "":
+			s.warm(*cp, view)
+		case view != s.topo.last && !s.topologyChanged(*cp, view):
 			continue // not swapped: try again on the next tick
 		}
 		s.topo.last = view
@@ -198,7 +201,7 @@ func ownership(slots []rueidis.RedisMessage) string {
 // new one cannot connect, the epoch is bumped anyway and the old client
 // (whose rueidis follows MOVED and refreshes its own map) stays, and the
 // swap is tried again on the next poll.
-func (s *Store) topologyChanged(old rueidis.Client) bool {
+func (s *Store) topologyChanged(old rueidis.Client, view string) bool {
 	s.topo.Changes.Add(1)
 	client, err := s.connect()
 	if err != nil {
@@ -206,6 +209,7 @@ func (s *Store) topologyChanged(old rueidis.Client) bool {
 		s.epoch.Add(1)
 		return false
 	}
+	s.warm(client, view)
 	s.client.Store(&client)
 	s.epoch.Add(1) // after the swap: see the comment at the top
 	s.log.Info("redis cluster slot ownership changed; every cached entry is re-read before it is served fresh")
@@ -217,6 +221,31 @@ func (s *Store) topologyChanged(old rueidis.Client) bool {
 	s.topo.retiring = append(s.topo.retiring, retiredClient{client: old, closeAt: s.now().Add(s.o.CommandTimeout + time.Second)})
 	s.topo.mu.Unlock()
 	return true
+}
+
+// warm connects client to every master in view (rueidis dials a node on
+// its first command), so the re-reads after a swap do not each wait on a
+// dial within their CommandTimeout.
+func (s *Store) warm(client rueidis.Client, view string) {
+	nodes := client.Nodes()
+	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	seen := map[string]bool{}
+	for _, part := range strings.Split(view, ",") {
+		_, addr, _ := strings.Cut(part, "@")
+		n, ok := nodes[addr]
+		if !ok || seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = n.Do(ctx, n.B().Ping().Build()).Error()
+		}()
+	}
+	wg.Wait()
 }
 
 // TopologyChanges counts the slot ownership changes the store has seen,
