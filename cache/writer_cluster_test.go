@@ -17,7 +17,15 @@ import (
 // clusterOptions: the store's options over a Redis Cluster, given one
 // node's address as an operator would.
 func clusterOptions(c *redistest.Cluster) Options {
-	return testOptions(c.Nodes[0].Addr)
+	return writerOptions(c.Nodes[0].Addr)
+}
+
+// writerOptions: a writer's dial may take longer than testOptions' 200 ms
+// on a shared machine under -race; these tests are not about timeouts.
+func writerOptions(addr string) Options {
+	o := testOptions(addr)
+	o.DialTimeout = time.Second
+	return o
 }
 
 // raceImporters runs two writers that move the same coupons to different
@@ -79,7 +87,7 @@ func TestConcurrentImportersOnClusterLeaveOneCell(t *testing.T) {
 
 func TestConcurrentImportersOnOneRedisLeaveOneCell(t *testing.T) {
 	r := redistest.Start(t)
-	raceImporters(t, testOptions(r.Addr), 20)
+	raceImporters(t, writerOptions(r.Addr), 20)
 }
 
 // rawDo runs one command through the writer's client, as a writer that
@@ -176,7 +184,7 @@ func TestKilledWriterLayoutsOnCluster(t *testing.T) {
 }
 
 func TestKilledWriterLayoutsOnOneRedis(t *testing.T) {
-	killedWriterLayouts(t, testOptions(redistest.Start(t).Addr))
+	killedWriterLayouts(t, writerOptions(redistest.Start(t).Addr))
 }
 
 // A killed writer's lock holds the coupon until it expires; the next
