@@ -114,12 +114,27 @@ func (s *Store) watchTopology() {
 			continue // not swapped: try again on the next tick
 		}
 		s.topo.last = view
+		if !masterIn(view, s.topo.node) {
+			s.topo.node = "" // the first pick was a replica: take a master
+		}
 	}
 }
 
-// slotOwners reads CLUSTER SLOTS from the polled node (a random one, kept
-// while it answers: one node's view only moves forward, where views of
-// different nodes may disagree for a moment and cause needless swaps).
+// masterIn reports whether addr owns slots in an ownership view.
+func masterIn(view, addr string) bool {
+	for _, part := range strings.Split(view, ",") {
+		if _, a, _ := strings.Cut(part, "@"); a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// slotOwners reads CLUSTER SLOTS from the polled node (a random master,
+// kept while it answers: one node's view only moves forward, where views
+// of different nodes may disagree for a moment and cause needless swaps;
+// a master, because the connection to a polled replica would be one more
+// whose loss, when the replica restarts, makes every entry be re-read).
 func (s *Store) slotOwners(client rueidis.Client) (string, bool) {
 	nodes := client.Nodes()
 	s.rememberNodes(nodes)
@@ -127,7 +142,9 @@ func (s *Store) slotOwners(client rueidis.Client) (string, bool) {
 	if !ok {
 		addrs := make([]string, 0, len(nodes))
 		for a := range nodes {
-			addrs = append(addrs, a)
+			if s.topo.last == "" || masterIn(s.topo.last, a) {
+				addrs = append(addrs, a)
+			}
 		}
 		if len(addrs) == 0 {
 			return "", false
