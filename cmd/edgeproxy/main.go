@@ -34,7 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"  edgeproxy -t [-v] [-config FILE]           check FILE and exit (-v: upstream servers as resolved)\n"+
 			"  edgeproxy -version                         print the version\n"+
 			"  edgeproxy coupons import -config FILE COUPONS.jsonl\n"+
-			"  edgeproxy coupons delete -config FILE ID...\n\nflags:\n")
+			"  edgeproxy coupons delete -config FILE ID...\n"+
+			"  edgeproxy coupons check [-repair] -config FILE\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
