@@ -74,7 +74,10 @@ func idleChild(args []string) {
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	conns := make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
-		c, err := net.Dial("tcp", addr)
+		// 20,000 connections from each source address: one address has
+		// about 28,000 ephemeral ports towards one server address.
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i/20000))}}
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			fmt.Printf("error after %d connections: %v\n", i, err)
 			os.Exit(1)
