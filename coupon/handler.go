@@ -159,6 +159,7 @@ func (h *Handler) nearby(ctx *fasthttp.RequestCtx, o *Options) {
 		writeJSON(ctx, fasthttp.StatusBadRequest, errCoverTooLarge)
 		return
 	}
+	centreFirst(s.hashes, q.Lat, q.Lon, o.Precision)
 	s.reset(q, o.Now().UnixNano())
 	st, err := h.store.Cells(s.hashes, o.Precision, s)
 	if err != nil {
