@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -14,6 +15,35 @@ type idleResult struct {
 	lever         string // what was changed from the configuration, "" none
 	conns         int
 	before, after int64 // KiB
+	// For edgeproxy, the Go runtime's view of the growth, KiB: goroutine
+	// stacks, heap in use, and heap pages held but not in use.
+	stacks, heap, heapIdle int64
+}
+
+// goMemory reads the runtime's memory gauges (bytes) from /metrics.
+func goMemory(admin string) map[string]int64 {
+	out := map[string]int64{}
+	b, err := httpGet("http://" + admin + "/metrics")
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, name := range []string{"go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes"} {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				out[name] = int64(f)
+			}
+		}
+	}
+	return out
+}
+
+// withGoMemory fills the runtime's view of the growth from two readings.
+func (x idleResult) withGoMemory(before, after map[string]int64) idleResult {
+	d := func(n string) int64 { return (after[n] - before[n]) >> 10 }
+	x.stacks, x.heap = d("go_memstats_stack_inuse_bytes"), d("go_memstats_heap_inuse_bytes")
+	x.heapIdle = d("go_memstats_heap_idle_bytes") - d("go_memstats_heap_released_bytes")
+	return x
 }
 
 // idleCase is one idle-connection measurement: a system, how many
@@ -63,6 +93,11 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 	pid := cmd.Process.Pid
 	time.Sleep(300 * time.Millisecond)
 	before := rssKiB(pid, "VmRSS")
+	var goBefore map[string]int64
+	if sys.name == "edgeproxy" {
+		goBefore = goMemory(r.edgeAdmin)
+		before = rssKiB(pid, "VmRSS") // after the scrape's own allocations
+	}
 	lg := exec.Command("taskset", "-c", r.loadCPUs, r.benchBin, "-idle", addr, fmt.Sprint(c.conns))
 	lg.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, _ := lg.StdinPipe()
@@ -83,6 +118,9 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	res := []idleResult{{system: sys.name, lever: c.lever, conns: c.conns, before: before, after: rssKiB(pid, "VmRSS")}}
+	if goBefore != nil {
+		res[0] = res[0].withGoMemory(goBefore, goMemory(r.edgeAdmin))
+	}
 	if c.forceGC {
 		// Two collections shrink each idle goroutine's stack twice (a stack
 		// using under a quarter is halved); the runtime returns the freed
@@ -93,14 +131,16 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 			}
 		}
 		time.Sleep(1500 * time.Millisecond)
-		res = append(res, idleResult{system: sys.name, lever: "after 2 forced GCs", conns: c.conns, before: before, after: rssKiB(pid, "VmRSS")})
+		x := idleResult{system: sys.name, lever: "after 2 forced GCs", conns: c.conns, before: before, after: rssKiB(pid, "VmRSS")}
+		res = append(res, x.withGoMemory(goBefore, goMemory(r.edgeAdmin)))
 	}
 	for _, x := range res {
 		lever := x.lever
 		if lever == "" {
 			lever = "as configured"
 		}
-		r.logf("%d idle connections: %s (%s) RSS %d → %d KiB, %.1f KiB each", x.conns, x.system, lever, x.before, x.after, x.perConn())
+		r.logf("%d idle connections: %s (%s) RSS %d → %d KiB, %.1f KiB each (Go: stacks %.1f, heap %.1f, heap idle %.1f KiB each)",
+			x.conns, x.system, lever, x.before, x.after, x.perConn(), x.per(x.stacks), x.per(x.heap), x.per(x.heapIdle))
 	}
 	return res, nil
 }

@@ -120,13 +120,17 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 	}
 
 	if len(idle) > 0 {
-		b.WriteString("\n## Idle keep-alive connections\n\nEach connection made one request and stays open; RSS is read before and after (VmRSS of the process and its children).\n\n| system | lever | connections | RSS before KiB | RSS after KiB | KiB per connection |\n|---|---|---:|---:|---:|---:|\n")
+		b.WriteString("\n## Idle keep-alive connections\n\nEach connection made one request and stays open; RSS is read before and after (VmRSS of the process and its children). For edgeproxy, the Go runtime's own gauges split the growth per connection: goroutine stacks, heap in use, and heap pages the runtime holds free but has not returned.\n\n| system | lever | connections | RSS before KiB | RSS after KiB | KiB per connection | Go stacks | Go heap | Go heap idle |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range idle {
 			lever := x.lever
 			if lever == "" {
 				lever = "as configured"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %.1f |\n", x.system, lever, x.conns, x.before, x.after, x.perConn())
+			gostack, goheap, goidle := "—", "—", "—"
+			if x.system == "edgeproxy" {
+				gostack, goheap, goidle = fmt.Sprintf("%.1f", x.per(x.stacks)), fmt.Sprintf("%.1f", x.per(x.heap)), fmt.Sprintf("%.1f", x.per(x.heapIdle))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %.1f | %s | %s | %s |\n", x.system, lever, x.conns, x.before, x.after, x.perConn(), gostack, goheap, goidle)
 		}
 	}
 
@@ -193,4 +197,6 @@ func (r *runner) targets(rate []rateResult, idle []idleResult) []target {
 	return out
 }
 
-func (x idleResult) perConn() float64 { return float64(x.after-x.before) / float64(x.conns) }
+func (x idleResult) perConn() float64 { return x.per(x.after - x.before) }
+
+func (x idleResult) per(kib int64) float64 { return float64(kib) / float64(x.conns) }
