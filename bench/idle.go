@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,7 +73,15 @@ func (r *runner) idleCases() []idleCase {
 // reads the system's RSS growth per connection.
 func (r *runner) idleConns(systems map[string]system) ([]idleResult, error) {
 	var out []idleResult
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	for _, c := range r.idleCases() {
+		if uint64(c.conns)+256 > lim.Cur {
+			note := fmt.Sprintf("%d idle connections to %s not measured: the open-file limit is %d here (raising it needs CAP_SYS_RESOURCE)", c.conns, c.system, lim.Cur)
+			r.logf("%s", note)
+			r.notes = append(r.notes, note)
+			continue
+		}
 		res, err := r.idleOnce(systems[c.system], c)
 		if err != nil {
 			return nil, err
@@ -120,6 +129,18 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 	res := []idleResult{{system: sys.name, lever: c.lever, conns: c.conns, before: before, after: rssKiB(pid, "VmRSS")}}
 	if goBefore != nil {
 		res[0] = res[0].withGoMemory(goBefore, goMemory(r.edgeAdmin))
+		if r.s.profile != "" {
+			b, err := httpGet("http://" + r.edgeAdmin + "/debug/pprof/heap")
+			if err != nil {
+				return nil, err
+			}
+			os.MkdirAll(r.s.profile, 0o755)
+			name := filepath.Join(r.s.profile, fmt.Sprintf("idle-%d%s.heap.pprof", c.conns, strings.ReplaceAll(c.lever, " ", "-")))
+			r.logf("heap profile with %d idle connections: %s", c.conns, name)
+			if err := os.WriteFile(name, b, 0o644); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if c.forceGC {
 		// Two collections shrink each idle goroutine's stack twice (a stack

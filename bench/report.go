@@ -134,6 +134,9 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 		}
 	}
 
+	for _, n := range r.notes {
+		fmt.Fprintf(&b, "\n*%s.*\n", n)
+	}
 	if r.s.only == "" {
 		b.WriteString("\n## Targets\n\n| target | measured | |\n|---|---:|---|\n")
 		for _, t := range r.targets(rate, idle) {

@@ -61,6 +61,7 @@ type runner struct {
 	contentionStart string   // contention() when the run began
 	edgeServerExtra string   // TOML lines added to edgeproxy's [server] (the idle levers)
 	charts          []string // the SVG files written
+	notes           []string // what could not be measured here, and why
 }
 
 type result struct {
