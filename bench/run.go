@@ -175,7 +175,14 @@ func (r *runner) measure(sys system, sc scenario) (result, error) {
 		// Fill the caches one query at a time: 64 connections asking at
 		// once for the same dense cells would each read them from Redis.
 		for _, p := range benchdata.Paths("/coupons", mixedPoints) {
-			if _, err := httpGet("http://" + addr + p); err != nil {
+			var err error
+			for try := 0; try < 5; try++ { // a 503 while Redis is slow to answer
+				if _, err = httpGet("http://" + addr + p); err == nil {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err != nil {
 				return result{}, err
 			}
 		}

@@ -57,6 +57,9 @@ fallback_upstream = ""
 [redis]
 addrs = [%q]
 key_prefix = %q
+# A dense cell is a ~700 KB HGETALL: on a busy shared host it can take
+# longer than the default timeout to read.
+command_timeout = "5s"
 `, addr, r.edgeServerExtra, admin, accessLog, r.upstreamAddr, r.redisAddr, data)
 }
 
