@@ -181,9 +181,16 @@ type responseBody struct {
 	ex   *exchange
 	resp *fasthttp.Response
 	n    int64
+	// rate caps the body at so many bytes a second from started (the
+	// route's limit_rate, limitrate.go); 0: none.
+	rate    int64
+	started time.Time
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
+	if b.rate > 0 {
+		p = b.pace(p)
+	}
 	n, err := b.resp.BodyStream().Read(p)
 	b.n += int64(n)
 	return n, err
