@@ -92,7 +92,7 @@ func (s *Server) newAuthRequestStep(route string, o AuthRequestOptions, st *stat
 		a.cache = newAuthCache(o.CacheMaxEntries, o.CacheTTL)
 	}
 	for i := range a.outcome {
-		a.outcome[i] = st.opts.Metrics.counter(st.opts.Metrics.authOutcomes, route, authOutcomeNames[i])
+		a.outcome[i] = st.opts.Metrics.counter(func(m *Metrics) *prometheus.CounterVec { return m.authOutcomes }, route, authOutcomeNames[i])
 	}
 	return a, nil
 }
@@ -136,13 +136,9 @@ func (a *authRequestStep) onRequest(ctx *fasthttp.RequestCtx, ex *exchange) bool
 // it through, or answers it.
 func (a *authRequestStep) apply(ctx *fasthttp.RequestCtx, ex *exchange, v *authVerdict) bool {
 	if v.status/100 == 2 {
-		h := &ctx.Request.Header
-		for i, name := range a.copy {
-			ex.names = delFoldRequest(h, name, ex.names)
-			if v.values[i] != nil {
-				h.SetBytesKV(name, v.values[i])
-			}
-		}
+		// forward sets them on the request it sends (the client's
+		// request is relayed from its raw bytes).
+		ex.authCopy, ex.authValues = a.copy, v.values
 		return false
 	}
 	if v.status == fasthttp.StatusUnauthorized || v.status == fasthttp.StatusForbidden {
@@ -230,6 +226,17 @@ func peekFoldResponse(h *fasthttp.ResponseHeader, name []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// applyAuthHeaders puts the copy_headers of an auth answer on the request
+// sent upstream, in place of any the client sent.
+func applyAuthHeaders(out *fasthttp.RequestHeader, ex *exchange) {
+	for i, name := range ex.authCopy {
+		ex.names = delFoldRequest(out, name, ex.names)
+		if v := ex.authValues[i]; v != nil {
+			out.SetBytesKV(name, v)
+		}
+	}
 }
 
 // delFoldRequest deletes every request field named name in any case.

@@ -38,6 +38,11 @@ type exchange struct {
 	// try_files or X-Accel-Redirect, so internal routes take it.
 	internalRedirect bool
 
+	// authCopy and authValues are auth_request's copy_headers and the
+	// auth answer's values (nil: absent), set on the request sent upstream.
+	authCopy   [][]byte
+	authValues [][]byte
+
 	answeredBy     answeredBy
 	upstreamStatus int  // the upstream's status, 0 when none answered
 	intercepted    bool // the upstream's error answer is replaced by a page

@@ -78,6 +78,9 @@ func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.Reque
 	if edit != nil {
 		edit.applyRequest(&out.Header, ex)
 	}
+	if ex.authCopy != nil {
+		applyAuthHeaders(&out.Header, ex)
+	}
 	return hostPerAttempt
 }
 

@@ -172,9 +172,9 @@ func (m *Metrics) resolveFailure(upstream string) {
 
 // counter resolves one child of vec; a nil Metrics gives one that counts
 // nowhere.
-func (m *Metrics) counter(vec *prometheus.CounterVec, labels ...string) prometheus.Counter {
-	if m == nil || vec == nil {
+func (m *Metrics) counter(vec func(*Metrics) *prometheus.CounterVec, labels ...string) prometheus.Counter {
+	if m == nil {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
 	}
-	return vec.WithLabelValues(labels...)
+	return vec(m).WithLabelValues(labels...)
 }

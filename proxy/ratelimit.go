@@ -143,8 +143,8 @@ func (s *Server) newRateLimitStep(route string, o RateLimitOptions, st *state) (
 	if o.NoDelay {
 		step.desc += " nodelay"
 	}
-	step.limitedC = st.opts.Metrics.counter(st.opts.Metrics.rateLimited, route, step.mode)
-	step.fallbackC = st.opts.Metrics.counter(st.opts.Metrics.rateFallbacks, route, step.mode)
+	step.limitedC = st.opts.Metrics.counter(func(m *Metrics) *prometheus.CounterVec { return m.rateLimited }, route, step.mode)
+	step.fallbackC = st.opts.Metrics.counter(func(m *Metrics) *prometheus.CounterVec { return m.rateFallbacks }, route, step.mode)
 	return step, nil
 }
 
