@@ -186,7 +186,7 @@ func BenchmarkTake(b *testing.B) {
 	key := []byte("203.0.113.9")
 	for _, mode := range []string{"local", "shared", "exact"} {
 		b.Run(mode, func(b *testing.B) {
-			o := proxy.RateLimitOptions{Count: 1_000_000_000, Period: time.Second, Burst: 1000, NoDelay: true, Mode: mode}
+			o := proxy.RateLimitOptions{Count: 1_000_000_000, Period: time.Second, Burst: 1_000_000_000, NoDelay: true, Mode: mode}
 			var lim proxy.RateLimiter
 			if mode == "local" {
 				lim = proxy.NewLocalRateLimiter(o)
