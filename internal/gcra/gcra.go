@@ -32,8 +32,8 @@ type Entry struct {
 }
 
 type bucket struct {
-	mu      sync.Mutex // guards e
-	e       [ways]Entry
+	mu sync.Mutex // guards e
+	e  [ways]Entry
 }
 
 // Table is safe for concurrent use.
