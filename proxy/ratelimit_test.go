@@ -5,7 +5,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
+}
 
 func TestRateLimitAnswers429WithRateLimitHeaders(t *testing.T) {
 	addr := routeProxy(t, "", RouteOptions{Name: "api", PathPrefix: "/", Return: 200, Body: "ok",
@@ -139,5 +148,30 @@ func BenchmarkRateLimitStep(b *testing.B) {
 				lim.Take(key, now)
 			}
 		})
+	}
+}
+
+// 429s and auth outcomes are counted per route (and mode, outcome).
+func TestRateLimitAndAuthMetrics(t *testing.T) {
+	_, authAddr := startAuthService(t)
+	o := testOptions()
+	o.Metrics = NewMetrics(prometheus.NewRegistry())
+	auth := testUpstreamOptions(authAddr)
+	o.Upstreams["auth"] = auth
+	o.Routes = []RouteOptions{{Name: "api", PathPrefix: "/", Return: 200,
+		AuthRequest: &AuthRequestOptions{Upstream: "auth", Path: "/verify", Timeout: time.Second},
+		RateLimit:   &RateLimitOptions{Key: "$remote_addr", Count: 1, Period: time.Hour, NoDelay: true}}}
+	addr, _ := startProxy(t, o)
+	get(t, "http://"+addr+"/", "X-Mode", "allow")
+	get(t, "http://"+addr+"/", "X-Mode", "allow")
+	get(t, "http://"+addr+"/", "X-Mode", "deny")
+	if got := counterValue(o.Metrics.rateLimited.WithLabelValues("api", "local")); got != 1 {
+		t.Errorf("limited = %v, want 1", got)
+	}
+	if got := counterValue(o.Metrics.authOutcomes.WithLabelValues("api", "allow")); got != 2 {
+		t.Errorf("auth allow = %v, want 2", got)
+	}
+	if got := counterValue(o.Metrics.authOutcomes.WithLabelValues("api", "deny")); got != 1 {
+		t.Errorf("auth deny = %v, want 1", got)
 	}
 }
