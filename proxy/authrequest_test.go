@@ -182,3 +182,26 @@ func TestAuthCacheIsBounded(t *testing.T) {
 		t.Fatalf("%d entries, max 100", n)
 	}
 }
+
+// The order access → auth → limits: a request auth_request refuses uses
+// none of the rate budget.
+func TestAuthRequestRunsBeforeTheRateLimit(t *testing.T) {
+	_, authAddr := startAuthService(t)
+	o := testOptions()
+	o.Upstreams["auth"] = testUpstreamOptions(authAddr)
+	o.Routes = []RouteOptions{{PathPrefix: "/", Return: 200,
+		AuthRequest: &AuthRequestOptions{Upstream: "auth", Path: "/verify", Timeout: time.Second},
+		RateLimit:   &RateLimitOptions{Key: "$remote_addr", Count: 1, Period: time.Hour, NoDelay: true}}}
+	addr, _ := startProxy(t, o)
+	for i := 0; i < 3; i++ {
+		if resp, _ := get(t, "http://"+addr+"/", "X-Mode", "deny"); resp.StatusCode != 401 {
+			t.Fatalf("denied request %d: %d", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(t, "http://"+addr+"/", "X-Mode", "allow"); resp.StatusCode != 200 {
+		t.Fatalf("first allowed request: %d, want 200 (denied ones use no budget)", resp.StatusCode)
+	}
+	if resp, _ := get(t, "http://"+addr+"/", "X-Mode", "allow"); resp.StatusCode != 429 {
+		t.Fatalf("second allowed request: %d, want 429", resp.StatusCode)
+	}
+}
