@@ -106,9 +106,11 @@ type routeRow struct {
 
 type view struct {
 	StatusData
-	Now      time.Time
-	Uptime   time.Duration
-	Routes   []routeRow
+	Now    time.Time
+	Uptime time.Duration
+	Routes []routeRow
+	// Guarded are the routes with a rate_limit or auth_request.
+	Guarded  []proxy.RouteStatus
 	Window   string
 	HitRatio string
 	L1Ratio  string
@@ -145,6 +147,9 @@ func (p *StatusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v.Routes = append(v.Routes, row)
+		if rt.RateLimit != "" || rt.Auth != nil {
+			v.Guarded = append(v.Guarded, rt)
+		}
 	}
 	if c := d.Coupons; c != nil {
 		v.HitRatio = ratio(c.Hit, c.Hit+c.Miss+c.Stale+c.Unavailable)
@@ -282,6 +287,12 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 {{range .Routes}}<tr data-route="{{.Route.Name}}"><td>{{.Route.Name}}</td><td>{{if .Route.Host}}{{.Route.Host}}{{else}}any{{end}}</td><td><code>{{.Route.PathPrefix}}</code>{{if .Route.StripPrefix}} (stripped){{end}}</td>
 <td>{{.Route.Target}}</td><td class="num">{{.Total}}</td><td class="num">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Errors5xx}}</td></tr>
 {{end}}</table>
+
+{{if .Guarded}}<h2>Rate limits and auth_request</h2>
+<table id="guards"><tr><th>route</th><th>rate_limit</th><th>429s</th><th>decided locally (Redis unreachable)</th><th>auth upstream</th><th>allowed</th><th>denied</th><th>errors (500)</th><th>cached allow / deny</th><th>cache entries</th></tr>
+{{range .Guarded}}<tr data-guard="{{.Name}}"><td>{{.Name}}</td><td>{{if .RateLimit}}{{.RateLimit}}{{else}}—{{end}}</td><td class="num">{{.Limited}}</td><td class="num">{{.RateFallbacks}}</td>
+{{with .Auth}}<td>{{.Upstream}}</td><td class="num">{{.Allowed}}</td><td class="num">{{.Denied}}</td><td class="num">{{.Errors}}</td><td class="num">{{.CachedAllowed}} / {{.CachedDenied}}</td><td class="num">{{.CacheEntries}}</td>{{else}}<td colspan="6">—</td>{{end}}</tr>
+{{end}}</table>{{end}}
 
 <h2>Tunnels (WebSocket and other upgrades)</h2>
 <table id="tunnels"><tr><th>open</th><th>cap (max_upgraded_conns)</th><th>opened since start</th><th>bytes to upstream</th><th>bytes to clients</th><th>idle timeout</th></tr>

@@ -20,6 +20,9 @@ type Config struct {
 	Cache  Cache
 	// Compression is the [compression] table (SPEC §8).
 	Compression Compression
+	// RateLimit is the [ratelimit] table: how shared and exact rate
+	// limits use [redis] (ratelimit.go).
+	RateLimit RateLimitExchange
 
 	// Where each upstream and route was written (include.go), so an error
 	// names the file and line it comes from.
@@ -155,6 +158,14 @@ type Route struct {
 	ErrorPages      map[string]string `toml:"error_pages"`
 	InterceptErrors bool              `toml:"intercept_errors"`
 	AccessLog       bool              `toml:"access_log"`
+
+	// SPEC §10 (ratelimit.go): rate_limit is on when its rate is set,
+	// auth_request when its upstream is, auth_cache when its key is.
+	RateLimit   RateLimit   `toml:"rate_limit"`
+	AuthRequest AuthRequest `toml:"auth_request"`
+	AuthCache   AuthCache   `toml:"auth_cache"`
+	// LimitRate caps each response body, bytes per second ("1MiB"); "" none.
+	LimitRate string `toml:"limit_rate"`
 }
 
 // RouteMatch narrows a route to requests whose headers, query parameters
@@ -333,6 +344,9 @@ func DefaultRoute() Route {
 		WebSocket:     true,
 		Compress:      true,
 		AccessLog:     true,
+		RateLimit:     DefaultRateLimit(),
+		AuthRequest:   DefaultAuthRequest(),
+		AuthCache:     DefaultAuthCache(),
 	}
 }
 

@@ -36,6 +36,7 @@ type rawFile struct {
 	Redis     toml.Primitive            `toml:"redis"`
 	Cache     toml.Primitive            `toml:"cache"`
 	Compress  toml.Primitive            `toml:"compression"`
+	RateLimit toml.Primitive            `toml:"ratelimit"`
 	Include   []string                  `toml:"include"`
 }
 
@@ -80,6 +81,7 @@ func parse(path string, data []byte, env func(string) (string, bool)) (*Config, 
 		Cache:  DefaultCache(),
 
 		Compression:   DefaultCompression(),
+		RateLimit:     DefaultRateLimitExchange(),
 		upstreamsFrom: map[string]*source{},
 	}
 	decode := func(key string, prim toml.Primitive, into any) {
@@ -96,6 +98,7 @@ func parse(path string, data []byte, env func(string) (string, bool)) (*Config, 
 	decode("redis", raw.Redis, &cfg.Redis)
 	decode("cache", raw.Cache, &cfg.Cache)
 	decode("compression", raw.Compress, &cfg.Compression)
+	decode("ratelimit", raw.RateLimit, &cfg.RateLimit)
 	if md.IsDefined("coupon") {
 		c := DefaultCoupon()
 		decode("coupon", raw.Coupon, &c)

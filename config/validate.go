@@ -75,6 +75,7 @@ func (c *Config) validate(p *problems) {
 	}
 	c.validateRedisAndCache(p)
 	c.validateCompression(p)
+	c.validateRateLimitExchange(p)
 	if s.UpgradeIdleTimeout.Duration <= 0 {
 		p.add("server.upgrade_idle_timeout", "must be a positive duration")
 	}

@@ -38,6 +38,11 @@ type exchange struct {
 	// try_files or X-Accel-Redirect, so internal routes take it.
 	internalRedirect bool
 
+	// authCopy and authValues are auth_request's copy_headers and the
+	// auth answer's values (nil: absent), set on the request sent upstream.
+	authCopy   [][]byte
+	authValues [][]byte
+
 	answeredBy     answeredBy
 	upstreamStatus int  // the upstream's status, 0 when none answered
 	intercepted    bool // the upstream's error answer is replaced by a page
@@ -182,9 +187,16 @@ type responseBody struct {
 	ex   *exchange
 	resp *fasthttp.Response
 	n    int64
+	// rate caps the body at so many bytes a second from started (the
+	// route's limit_rate, limitrate.go); 0: none.
+	rate    int64
+	started time.Time
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
+	if b.rate > 0 {
+		p = b.pace(p)
+	}
 	n, err := b.resp.BodyStream().Read(p)
 	b.n += int64(n)
 	return n, err

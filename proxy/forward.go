@@ -78,6 +78,9 @@ func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.Reque
 	if edit != nil {
 		edit.applyRequest(&out.Header, ex)
 	}
+	if ex.authCopy != nil {
+		applyAuthHeaders(&out.Header, ex)
+	}
 	setUpstreamTarget(out, ex.uri)
 	return rule != hostDrop && (up.opts.Host == HostUpstream || (up.opts.Host == HostPreserve && !fwd.hasHost))
 }
@@ -272,6 +275,9 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, ex *exchange, resp *fasthttp.Re
 		cl = -1 // chunked to the client, whatever framing the upstream used
 	}
 	ex.respBody = responseBody{ex: ex, resp: resp}
+	if ex.rt != nil && ex.rt.limitRate > 0 {
+		ex.respBody.rate, ex.respBody.started = ex.rt.limitRate, time.Now()
+	}
 	ex.streaming = true
 	ctx.Response.SetBodyStream(&ex.respBody, cl)
 }

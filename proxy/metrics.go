@@ -17,6 +17,8 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	poolWaits *prometheus.CounterVec
 	resolves  *prometheus.CounterVec
+
+	rateLimited, rateFallbacks, authOutcomes *prometheus.CounterVec
 }
 
 // DurationBuckets are the request latency buckets, in seconds.
@@ -44,7 +46,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "edgeproxy_upstream_resolve_failures_total",
 		Help: "Re-resolutions of an upstream host name that failed; its last good addresses were kept.",
 	}, []string{"upstream"})
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves)
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_ratelimit_limited_total", Help: "Requests refused with 429 by a route's rate_limit, by route and mode.",
+	}, []string{"route", "mode"})
+	m.rateFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_ratelimit_fallback_total",
+		Help: "Requests of a shared or exact rate_limit decided locally because Redis was unreachable, by route and mode.",
+	}, []string{"route", "mode"})
+	m.authOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_auth_requests_total",
+		Help: "auth_request outcomes by route: allow, deny, error (answered 500), cached_allow, cached_deny.",
+	}, []string{"route", "outcome"})
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves,
+		m.rateLimited, m.rateFallbacks, m.authOutcomes)
 	return m
 }
 
@@ -154,4 +168,13 @@ func (m *Metrics) resolveFailure(upstream string) {
 	if m != nil {
 		m.resolves.WithLabelValues(upstream).Inc()
 	}
+}
+
+// counter resolves one child of vec; a nil Metrics gives one that counts
+// nowhere.
+func (m *Metrics) counter(vec func(*Metrics) *prometheus.CounterVec, labels ...string) prometheus.Counter {
+	if m == nil {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
+	}
+	return vec(m).WithLabelValues(labels...)
 }

@@ -41,6 +41,9 @@ type Options struct {
 	// (nil: no access log).
 	Logger    *zap.Logger
 	AccessLog *AccessLog
+	// RateLimiters makes the shared and exact rate limiters (fixed); nil:
+	// those modes count locally.
+	RateLimiters RateLimiters
 	// Metrics records requests; nil records nothing.
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
@@ -183,6 +186,14 @@ type RouteOptions struct {
 	Compress bool
 	// NoAccessLog writes no access-log line for this route.
 	NoAccessLog bool
+
+	// RateLimit, when set, answers 429 above a rate (SPEC §10).
+	RateLimit *RateLimitOptions
+	// AuthRequest, when set, asks an auth upstream first (SPEC §10).
+	AuthRequest *AuthRequestOptions
+	// LimitRate caps each response body at this many bytes per second
+	// (nginx limit_rate); 0: no cap.
+	LimitRate int64
 }
 
 // Unlimited as RouteOptions.MaxBodyBytes: no body size limit.

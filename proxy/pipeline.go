@@ -4,7 +4,8 @@ import "github.com/valyala/fasthttp"
 
 // A route is compiled, when its options load, into a short pipeline:
 //
-//	request steps (access → auth → methods …) → target → response steps
+//	request steps (access → basic auth → auth_request → rate_limit →
+//	methods) → target → response steps
 //	(error pages → response headers → compression)
 //
 // Each step is one small type in a file of its own and knows no other

@@ -37,6 +37,11 @@ type route struct {
 	streamRequest bool
 	websocket     bool
 	noAccessLog   bool
+
+	limitRate int64 // bytes per second of an upstream's body (limitrate.go); 0: none
+
+	rateLimit *rateLimitStep   // nil: none; for the status page
+	auth      *authRequestStep // nil: none
 }
 
 // compileRoute builds a route's pipeline from its options, in the one
@@ -44,7 +49,7 @@ type route struct {
 func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	r := &route{name: ro.Name, prefix: []byte(ro.PathPrefix), stripPrefix: ro.StripPrefix,
 		timeout: int64(ro.Timeout), streamRequest: ro.StreamRequestBody, websocket: ro.WebSocket,
-		noAccessLog: ro.NoAccessLog, maxBodyBytes: st.maxBodyBytes}
+		noAccessLog: ro.NoAccessLog, maxBodyBytes: st.maxBodyBytes, limitRate: ro.LimitRate}
 	r.host, r.wildcard = parseRouteHost(ro.Host)
 	if r.name == "" {
 		r.name = routeLabel(ro)
@@ -67,6 +72,22 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 		if err != nil {
 			return nil, err
 		}
+		r.requestSteps = append(r.requestSteps, step)
+	}
+	if ro.AuthRequest != nil {
+		step, err := s.newAuthRequestStep(r.name, *ro.AuthRequest, st)
+		if err != nil {
+			return nil, fmt.Errorf("auth_request: %w", err)
+		}
+		r.auth = step
+		r.requestSteps = append(r.requestSteps, step)
+	}
+	if ro.RateLimit != nil {
+		step, err := s.newRateLimitStep(r.name, *ro.RateLimit, st)
+		if err != nil {
+			return nil, fmt.Errorf("rate_limit: %w", err)
+		}
+		r.rateLimit = step
 		r.requestSteps = append(r.requestSteps, step)
 	}
 	if len(ro.Methods) > 0 {
@@ -124,6 +145,7 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	if ro.Compress && st.compress != nil {
 		r.responseSteps = append(r.responseSteps, st.compress)
 	}
+
 	return r, nil
 }
 

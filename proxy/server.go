@@ -38,6 +38,10 @@ type Server struct {
 	noRoute routeMetrics // requests that matched no route or did not parse
 
 	tunnels tunnelSet // upgraded connections (upgrade_tunnel.go)
+
+	// limiters are the live state's rate limiters by route and options,
+	// kept across reloads; written by build (under reloadMu or in New).
+	limiters map[string]RateLimiter
 }
 
 // state is everything a request reads, built whole and never changed.
@@ -50,6 +54,7 @@ type state struct {
 	maxBodyBytes    int64
 	bufferBodyBytes int64
 	opts            Options
+	limiters        map[string]RateLimiter
 }
 
 func (st *state) trusted(a netip.Addr) bool {
@@ -117,6 +122,7 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		maxBodyBytes:    o.MaxBodyBytes,
 		bufferBodyBytes: o.BufferBodyBytes,
 		opts:            o,
+		limiters:        map[string]RateLimiter{},
 	}
 	for name, uo := range o.Upstreams {
 		if prev != nil && o.Resolver != prev.opts.Resolver {
@@ -157,6 +163,7 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		}
 	}
 	st.router = newRouter(routes)
+	s.limiters = st.limiters
 	return st, nil
 }
 

@@ -27,6 +27,20 @@ type TunnelStatus struct {
 type RouteStatus struct {
 	Name, Host, PathPrefix, Target string
 	StripPrefix                    bool
+	// RateLimit describes the route's rate_limit ("" none); Limited
+	// counts its 429s, RateFallbacks the requests decided locally while
+	// Redis was unreachable.
+	RateLimit              string
+	Limited, RateFallbacks uint64
+	// Auth counts auth_request outcomes; nil without auth_request.
+	Auth *AuthStatus
+}
+
+// AuthStatus counts a route's auth_request outcomes.
+type AuthStatus struct {
+	Upstream                                             string
+	Allowed, Denied, Errors, CachedAllowed, CachedDenied uint64
+	CacheEntries                                         int
 }
 
 // UpstreamStatus describes one upstream group.
@@ -88,6 +102,16 @@ func (s *Server) Snapshot() Snapshot {
 			rs.Target = "files " + t.dir
 		default:
 			rs.Target = "handler"
+		}
+		if rl := r.rateLimit; rl != nil {
+			rs.RateLimit, rs.Limited, rs.RateFallbacks = rl.desc, rl.limited.Load(), rl.fallbacks.Load()
+		}
+		if a := r.auth; a != nil {
+			rs.Auth = &AuthStatus{Upstream: a.up.name, Allowed: a.counts[authAllow].Load(), Denied: a.counts[authDeny].Load(),
+				Errors: a.counts[authError].Load(), CachedAllowed: a.counts[authCachedAllow].Load(), CachedDenied: a.counts[authCachedDeny].Load()}
+			if a.cache != nil {
+				rs.Auth.CacheEntries = a.cache.len()
+			}
 		}
 		snap.Routes = append(snap.Routes, rs)
 	}

@@ -116,6 +116,7 @@ func routeOptions(r *config.Route) proxy.RouteOptions {
 		Compress:              r.Compress,
 		NoAccessLog:           !r.AccessLog,
 	}
+	guardOptions(&ro, r)
 	if r.MaxBodyBytes != nil {
 		ro.MaxBodyBytes = int64(*r.MaxBodyBytes)
 		if ro.MaxBodyBytes == 0 {

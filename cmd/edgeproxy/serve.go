@@ -19,6 +19,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/admin"
 	"github.com/edgeproxy/edgeproxy/config"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/ratelimit"
 )
 
 // app is one running edgeproxy: the proxy, its coupon service, the admin
@@ -29,6 +30,7 @@ type app struct {
 	access  *proxy.AccessLog
 	proxy   *proxy.Server
 	coupons *couponService // nil without [coupon]
+	limits  *ratelimit.Limiters
 
 	metrics *proxy.Metrics
 	reloads *prometheus.CounterVec
@@ -106,6 +108,10 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		defer a.coupons.Close()
 	}
 
+	// Shared and exact rate limits use [redis]; it is dialled only when
+	// a route asks for one of them.
+	a.limits = ratelimit.New(rateLimitOptions(cfg, log))
+	defer a.limits.Close()
 	opts := a.options(cfg)
 	a.proxy, err = proxy.New(opts)
 	if err != nil {
@@ -209,6 +215,9 @@ func (a *app) options(cfg *config.Config) proxy.Options {
 	o.Logger = a.log
 	o.AccessLog = a.access
 	o.Metrics = a.metrics
+	if a.limits != nil {
+		o.RateLimiters = a.limits
+	}
 	if a.coupons != nil {
 		o.Routes = append(o.Routes, proxy.RouteOptions{
 			Name:       "coupon",
