@@ -1,0 +1,171 @@
+package nginx
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Options steer a conversion.
+type Options struct {
+	// Caps is what the config package accepts; nil means DetectCaps.
+	Caps Caps
+}
+
+// Result is a finished conversion.
+type Result struct {
+	// TOML is the edgeproxy config; it passes `edgeproxy -t`.
+	TOML []byte
+	// Findings lists every directive not carried over, in file order.
+	Findings []Finding
+}
+
+// Blocking reports whether a left-out directive changes behaviour.
+func (r *Result) Blocking() bool {
+	for _, f := range r.Findings {
+		if f.Status == Blocking {
+			return true
+		}
+	}
+	return false
+}
+
+// Convert reads the nginx config at path (with its includes) and
+// translates it. The error is non-nil only when the input cannot be read
+// at all (a missing file, or a syntax error nginx would stop at); anything
+// else, unknown directives included, becomes a Finding and the rest of the
+// config is still converted.
+func Convert(path string, opt Options) (*Result, error) {
+	tree, err := ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ConvertTree(tree, filepath.Dir(path), opt)
+}
+
+// ConvertTree translates a parsed config; root anchors relative paths
+// (certificates, roots, htpasswd files) as nginx's config folder does.
+func ConvertTree(tree []*Directive, root string, opt Options) (*Result, error) {
+	caps := opt.Caps
+	if caps == nil {
+		var err error
+		if caps, err = DetectCaps(); err != nil {
+			return nil, fmt.Errorf("probe config keys: %w", err)
+		}
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	c := &converter{caps: caps, root: abs, rules: ruleIndex(), upstreams: map[string]*upstreamBlock{}, maps: map[string]*mapVar{}}
+	top := &scope{c: c, kind: cMain, set: &settings{}}
+	c.walk(top, tree)
+	out := c.finish()
+	sortFindings(c.findings)
+	return &Result{TOML: out, Findings: c.findings}, nil
+}
+
+// converter holds one conversion's state.
+type converter struct {
+	caps     Caps
+	root     string
+	rules    map[string]*rule
+	findings []Finding
+
+	http      *settings
+	upstreams map[string]*upstreamBlock
+	upOrder   []*upstreamBlock
+	maps      map[string]*mapVar
+	servers   []*serverScope
+	httpCert  val[string]
+	httpKey   val[string]
+	resolver  val[string]
+	gz        *gzipPlan
+}
+
+func (c *converter) report(d *Directive, st Status, format string, a ...any) {
+	c.findings = append(c.findings, Finding{File: d.File, Line: d.Line, Directive: d.Name, Status: st, Why: fmt.Sprintf(format, a...), seq: d.seq})
+}
+
+// reject reports what nginx itself refuses, at the line nginx names.
+func (c *converter) reject(d *Directive, format string, a ...any) {
+	c.findings = append(c.findings, Finding{File: d.File, Line: d.EndLine, Directive: d.Name, Status: Blocking,
+		Why: "nginx rejects this config: " + fmt.Sprintf(format, a...), seq: d.seq})
+}
+
+// deferred directives are read after the other directives of their block:
+// nginx merges a block's settings into the blocks inside it wherever in
+// the block they are written.
+func deferred(name string) bool {
+	return name == "server" || name == "location" || name == "if" || name == "limit_except"
+}
+
+func (c *converter) walk(s *scope, list []*Directive) {
+	for _, d := range list {
+		if !deferred(d.Name) {
+			c.apply(s, d)
+		}
+	}
+	for _, d := range list {
+		if deferred(d.Name) {
+			c.apply(s, d)
+		}
+	}
+}
+
+// apply looks d up in the directive table and carries it over or reports it.
+func (c *converter) apply(s *scope, d *Directive) {
+	r, ok := c.rules[d.Name]
+	if !ok {
+		c.reject(d, "unknown directive %q (a module edgeproxy has no equivalent of)", d.Name)
+		return
+	}
+	if r.ctx&s.kind == 0 {
+		c.reject(d, "%q directive is not allowed here", d.Name)
+		return
+	}
+	if len(d.Args) < r.min || (r.max >= 0 && len(d.Args) > r.max) {
+		c.reject(d, "invalid number of arguments in %q directive", d.Name)
+		return
+	}
+	if !r.anyBlock && r.block && !d.HasBlock {
+		c.reject(d, "directive %q has no opening \"{\"", d.Name)
+		return
+	}
+	if !r.anyBlock && !r.block && d.HasBlock {
+		c.reject(d, "directive %q is not terminated by \";\"", d.Name)
+		return
+	}
+	if r.carry == nil {
+		c.report(d, r.status, "%s", r.becomes)
+		return
+	}
+	if m := c.caps.Missing(r.needs...); len(m) > 0 {
+		c.report(d, Blocking, "%s", missingCaps(m).why)
+		return
+	}
+	if err := r.carry(s, d); err != nil {
+		var nc *notCarried
+		if errors.As(err, &nc) {
+			if nc == errReported {
+				return
+			}
+			c.report(d, nc.status, "%s", nc.why)
+			return
+		}
+		c.report(d, Blocking, "%v", err)
+	}
+}
+
+func missingCaps(m []string) *notCarried {
+	return &notCarried{status: Blocking, why: "edgeproxy's config does not accept " + strings.Join(m, ", ") + " yet"}
+}
+
+// path makes a path from the nginx config absolute, as nginx resolves it.
+func (c *converter) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.root, p)
+}

@@ -1,0 +1,216 @@
+package nginx
+
+import (
+	"regexp"
+	"strings"
+)
+
+// proxyTarget is what a proxy_pass names.
+type proxyTarget struct {
+	ups *upstreamBlock
+	// uri is the URI part ("" when proxy_pass has none).
+	uri string
+	// proxyHost is nginx's $proxy_host, the Host it sends by default.
+	proxyHost string
+	d         *Directive
+}
+
+var upstreamNameChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// carryProxyPass reads proxy_pass http://NAME[:PORT][/URI].
+func carryProxyPass(s *scope, d *Directive) error {
+	if s.kind == cLimit {
+		return blocking("proxy_pass inside limit_except is not translated")
+	}
+	target := d.Args[0]
+	if strings.Contains(target, "$") {
+		return blocking("proxy_pass with variables is not translated")
+	}
+	var rest string
+	switch {
+	case strings.HasPrefix(target, "http://"):
+		rest = target[len("http://"):]
+	case strings.HasPrefix(target, "https://"):
+		if err := s.need(CapHTTPSServer); err != nil {
+			return err
+		}
+		return blocking("proxy_pass https:// is " + whyNotYet)
+	default:
+		s.c.reject(d, `invalid URL prefix in "%s"`, target)
+		return nil
+	}
+	hostport, uri := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, uri = rest[:i], rest[i:]
+	}
+	if strings.HasPrefix(hostport, "unix:") {
+		if err := s.need(CapUnixServer); err != nil {
+			return err
+		}
+		return blocking("proxy_pass to a unix socket is " + whyNotYet)
+	}
+	loc := s.loc
+	if uri != "" && (loc.kind == locRegex || loc.kind == locNamed || loc.parent != nil) {
+		s.c.reject(d, `"proxy_pass" cannot have URI part in location given by regular expression, or inside named location, or inside "if" statement, or inside "limit_except" block`)
+		return nil
+	}
+	t := &proxyTarget{uri: uri, proxyHost: hostport, d: d}
+	if u, ok := s.c.upstreams[hostport]; ok {
+		t.ups = u
+	} else {
+		addr, err := hostPort(hostport)
+		if err != nil {
+			return err
+		}
+		name := upstreamNameChars.ReplaceAllString(strings.Trim(addr, "[]"), "_")
+		name = strings.ReplaceAll(name, ":", "_")
+		u, ok := s.c.upstreams[name]
+		if !ok {
+			u = newUpstream(name, d)
+			u.implicit = true
+			u.servers = []string{addr}
+			s.c.upstreams[name] = u
+			s.c.upOrder = append(s.c.upOrder, u)
+		}
+		t.ups = u
+	}
+	if uri != "" {
+		switch {
+		case uri == "/" && strings.HasSuffix(loc.path, "/") && loc.kind != locExact:
+			// /app/x → /x: nginx replaces the prefix by "/", as strip_prefix does.
+		case uri == loc.path:
+			// The prefix replaced by itself: the path is unchanged.
+			t.uri = ""
+		default:
+			return blocking("proxy_pass with URI part %q replaces the location's prefix %q; edgeproxy can only strip a prefix that ends in /", uri, loc.path)
+		}
+	}
+	loc.proxy = t
+	return nil
+}
+
+// Headers edgeproxy sets to the upstream itself (SPEC §4), with the value
+// nginx configs give them for the same meaning.
+var ownHeaders = map[string][]string{
+	"x-forwarded-for":   {"$proxy_add_x_forwarded_for"},
+	"x-forwarded-proto": {"$scheme"},
+	"x-forwarded-host":  {"$host", "$http_host"},
+	"x-request-id":      {"$request_id"},
+}
+
+// carryProxySetHeader records the header; what it becomes is decided per
+// route (routeHeaders), since a location inherits only if it sets none.
+func carryProxySetHeader(s *scope, d *Directive) error {
+	name, v := d.Args[0], d.Args[1]
+	lname := strings.ToLower(name)
+	switch {
+	case lname == "host":
+		switch v {
+		case "$host", "$http_host", "$proxy_host":
+		default:
+			if strings.Contains(v, "$") {
+				return blocking("Host from %q is not translated", v)
+			}
+		}
+	case lname == "upgrade" && v == "$http_upgrade",
+		lname == "connection" && (v == "" || strings.EqualFold(v, "upgrade") || s.c.isUpgradeMap(v)):
+		if lname != "connection" || v != "" {
+			if err := s.need(CapWebsocket); err != nil {
+				return err
+			}
+		}
+	case contains(ownHeaders[lname], v):
+	default:
+		if err := s.need(CapRequestHeaders); err != nil {
+			return err
+		}
+		if err := checkVars(v); err != nil {
+			return err
+		}
+	}
+	s.set.proxyHeaders.add(header{name: name, value: v, d: d})
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func carryReadTimeout(s *scope, d *Directive) error {
+	t, err := nginxDuration(d.Args[0])
+	if err != nil || t <= 0 {
+		s.c.reject(d, "invalid value %q", d.Args[0])
+		return nil
+	}
+	s.set.readTimeout.put(goDuration(t), d)
+	return nil
+}
+
+func carryConnectTimeout(s *scope, d *Directive) error {
+	t, err := nginxDuration(d.Args[0])
+	if err != nil || t <= 0 {
+		s.c.reject(d, "invalid value %q", d.Args[0])
+		return nil
+	}
+	s.set.connectTimeout.put(goDuration(t), d)
+	return nil
+}
+
+func carryRequestBuffering(s *scope, d *Directive) error {
+	on, err := onOff(s, d)
+	if err != nil {
+		return err
+	}
+	s.set.bufferRequest.put(on, d)
+	return nil
+}
+
+func carryHideHeader(s *scope, d *Directive) error {
+	s.set.hideHeaders.add(header{name: d.Args[0], d: d})
+	return nil
+}
+
+func carryIntercept(s *scope, d *Directive) error {
+	on, err := onOff(s, d)
+	if err != nil {
+		return err
+	}
+	s.set.intercept.put(on, d)
+	return nil
+}
+
+func carryProxyRedirect(s *scope, d *Directive) error {
+	if len(d.Args) == 1 && (d.Args[0] == "off" || d.Args[0] == "default") {
+		if d.Args[0] == "default" && s.loc != nil && s.loc.proxy != nil && s.loc.proxy.uri != "" {
+			return blocking("edgeproxy does not rewrite Location headers from the upstream")
+		}
+		return nil
+	}
+	return blocking("edgeproxy does not rewrite Location headers from the upstream")
+}
+
+func carryNextUpstream(s *scope, d *Directive) error {
+	for _, a := range d.Args {
+		if a != "error" && a != "timeout" {
+			return blocking("edgeproxy retries on connection errors and timeouts only (got %q)", a)
+		}
+	}
+	return nil
+}
+
+// onOff reads an on|off argument; anything else nginx rejects.
+func onOff(s *scope, d *Directive) (bool, error) {
+	switch d.Args[0] {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	s.c.reject(d, `invalid value %q in %q directive, it must be "on" or "off"`, d.Args[0], d.Name)
+	return false, errReported
+}
