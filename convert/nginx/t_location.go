@@ -8,10 +8,10 @@ import (
 // Location kinds, in nginx's matching terms.
 const (
 	locPrefix = "prefix"
-	locExact  = "exact"  // =
-	locStops  = "stops"  // ^~
-	locRegex  = "regex"  // ~ and ~*
-	locNamed  = "named"  // @name
+	locExact  = "exact" // =
+	locStops  = "stops" // ^~
+	locRegex  = "regex" // ~ and ~*
+	locNamed  = "named" // @name
 )
 
 // locScope is one location (or one `if` inside it) being read.
