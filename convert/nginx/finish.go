@@ -200,6 +200,9 @@ func (c *converter) serverSettings(o *output, first *serverScope) {
 // its paths too (else its routes would win requests nginx gave another).
 func (c *converter) hostsFor(servers []*serverScope) map[*serverScope][]string {
 	out := map[*serverScope][]string{}
+	if len(servers) == 0 {
+		return out
+	}
 	if len(servers) == 1 {
 		out[servers[0]] = []string{""}
 		return out
