@@ -18,6 +18,8 @@ type Config struct {
 	Coupon *Coupon
 	Redis  Redis
 	Cache  Cache
+	// Compression is the [compression] table (SPEC §8).
+	Compression Compression
 }
 
 // Server is the public listener.
@@ -36,6 +38,10 @@ type Server struct {
 	// BufferBodyBytes: request bodies up to this size are read whole before
 	// forwarding, so an idempotent request can be retried; larger ones stream.
 	BufferBodyBytes Size `toml:"buffer_body_bytes"`
+	// UpgradeIdleTimeout closes a tunnel (WebSocket …) idle this long.
+	UpgradeIdleTimeout Duration `toml:"upgrade_idle_timeout"`
+	// MaxUpgradedConns caps open tunnels; more upgrades get 503.
+	MaxUpgradedConns int `toml:"max_upgraded_conns"`
 }
 
 // Admin is the operator listener.
@@ -71,13 +77,69 @@ type Upstream struct {
 	ConnWaitTimeout Duration `toml:"conn_wait_timeout"`
 }
 
-// Route maps a host and path prefix to an upstream.
+// Route matches requests and then does one thing: forward to an upstream
+// or return a fixed answer (SPEC §8). Its steps (access, auth, headers,
+// compression, error pages) are compiled by the proxy when it loads.
 type Route struct {
 	Host        string   `toml:"host"`
 	PathPrefix  string   `toml:"path_prefix"`
+	Name        string   `toml:"name"`
 	Upstream    string   `toml:"upstream"`
 	StripPrefix bool     `toml:"strip_prefix"`
 	Timeout     Duration `toml:"timeout"`
+	Methods     []string `toml:"methods"`
+
+	// Return answers by itself: a status, with Location for redirects or
+	// Body (both may hold variables). 444 closes the connection.
+	Return      int    `toml:"return"`
+	Location    string `toml:"location"`
+	Body        string `toml:"body"`
+	ContentType string `toml:"content_type"`
+
+	// MaxBodyBytes overrides server.max_body_bytes; 0 = unlimited.
+	MaxBodyBytes  *Size `toml:"max_body_bytes"`
+	BufferRequest bool  `toml:"buffer_request"`
+	WebSocket     bool  `toml:"websocket"`
+
+	Access        []string `toml:"access"`
+	BasicAuthFile string   `toml:"basic_auth_file"`
+	Realm         string   `toml:"realm"`
+
+	RequestHeaders  HeaderOps         `toml:"request_headers"`
+	ResponseHeaders ResponseHeaderOps `toml:"response_headers"`
+	Compress        bool              `toml:"compress"`
+	ErrorPages      map[string]string `toml:"error_pages"`
+	InterceptErrors bool              `toml:"intercept_errors"`
+	AccessLog       bool              `toml:"access_log"`
+}
+
+// HeaderOps edit the request sent upstream (proxy_set_header): set
+// replaces every field of that name ("" removes it), add appends one,
+// remove drops every field of that name.
+type HeaderOps struct {
+	Set    map[string]string `toml:"set"`
+	Add    map[string]string `toml:"add"`
+	Remove []string          `toml:"remove"`
+}
+
+// ResponseHeaderOps edit the response to the client (add_header,
+// proxy_hide_header). Set and Add apply to the statuses nginx's add_header
+// applies to, or to every status with Always; Remove always applies.
+type ResponseHeaderOps struct {
+	Set    map[string]string `toml:"set"`
+	Add    map[string]string `toml:"add"`
+	Remove []string          `toml:"remove"`
+	Always bool              `toml:"always"`
+}
+
+// Compression is the [compression] table: which responses are compressed
+// and how (SPEC §8).
+type Compression struct {
+	Enabled    bool     `toml:"enabled"`
+	Algorithms []string `toml:"algorithms"`
+	Types      []string `toml:"types"`
+	MinBytes   Size     `toml:"min_bytes"`
+	Level      string   `toml:"level"`
 }
 
 // Coupon configures the coupon answers served by edgeproxy itself.
@@ -127,6 +189,9 @@ func DefaultServer() Server {
 		MaxConns:        10000,
 		ShutdownTimeout: dur(15 * time.Second),
 		BufferBodyBytes: 64 << 10,
+
+		UpgradeIdleTimeout: dur(time.Hour),
+		MaxUpgradedConns:   10000,
 	}
 }
 
@@ -176,4 +241,25 @@ func DefaultRedis() Redis {
 
 func DefaultCache() Cache {
 	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour)}
+}
+
+// DefaultRoute is a route before its table is decoded: the §8 switches
+// that are on unless a route turns them off.
+func DefaultRoute() Route {
+	return Route{
+		ContentType:   "text/plain; charset=utf-8",
+		BufferRequest: true,
+		WebSocket:     true,
+		Compress:      true,
+		AccessLog:     true,
+	}
+}
+
+func DefaultCompression() Compression {
+	return Compression{
+		Algorithms: []string{"zstd", "br", "gzip"},
+		Types:      []string{"text/*", "application/json", "application/javascript", "image/svg+xml"},
+		MinBytes:   1024,
+		Level:      "default",
+	}
 }

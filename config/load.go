@@ -35,6 +35,7 @@ type rawFile struct {
 	Coupon    toml.Primitive            `toml:"coupon"`
 	Redis     toml.Primitive            `toml:"redis"`
 	Cache     toml.Primitive            `toml:"cache"`
+	Compress  toml.Primitive            `toml:"compression"`
 }
 
 // Parse is Load for text already read; path names the file in errors and
@@ -66,6 +67,8 @@ func Parse(path string, data []byte) (*Config, error) {
 		Log:    DefaultLog(),
 		Redis:  DefaultRedis(),
 		Cache:  DefaultCache(),
+
+		Compression: DefaultCompression(),
 	}
 	decode := func(key string, prim toml.Primitive, into any) {
 		if !md.IsDefined(strings.Split(key, ".")...) {
@@ -80,6 +83,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	decode("log", raw.Log, &cfg.Log)
 	decode("redis", raw.Redis, &cfg.Redis)
 	decode("cache", raw.Cache, &cfg.Cache)
+	decode("compression", raw.Compress, &cfg.Compression)
 	if md.IsDefined("coupon") {
 		c := DefaultCoupon()
 		decode("coupon", raw.Coupon, &c)
@@ -100,7 +104,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		cfg.Upstreams[name] = &u
 	}
 	for i, prim := range raw.Routes {
-		var r Route
+		r := DefaultRoute()
 		if err := md.PrimitiveDecode(prim, &r); err != nil {
 			errs = append(errs, place(decodeError(err, "routes["+strconv.Itoa(i)+"]")))
 		}
@@ -193,6 +197,15 @@ func (c *Config) resolvePaths() {
 	}
 	if c.Coupon != nil {
 		c.Coupon.File = abs(c.Coupon.File)
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		r.BasicAuthFile = abs(r.BasicAuthFile)
+		for code, target := range r.ErrorPages {
+			if !strings.HasPrefix(target, "@") {
+				r.ErrorPages[code] = abs(target)
+			}
+		}
 	}
 }
 

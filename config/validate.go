@@ -65,6 +65,13 @@ func (c *Config) validate(p *problems) {
 		c.validateCoupon(p)
 	}
 	c.validateRedisAndCache(p)
+	c.validateCompression(p)
+	if s.UpgradeIdleTimeout.Duration <= 0 {
+		p.add("server.upgrade_idle_timeout", "must be a positive duration")
+	}
+	if s.MaxUpgradedConns <= 0 {
+		p.add("server.max_upgraded_conns", "must be positive (got %d)", s.MaxUpgradedConns)
+	}
 }
 
 func (c *Config) validateUpstream(p *problems, name string, u *Upstream) {
@@ -114,33 +121,6 @@ func (c *Config) validateUpstream(p *problems, name string, u *Upstream) {
 	}
 	if u.HealthPath != "" && !strings.HasPrefix(u.HealthPath, "/") {
 		p.add(k+".health_path", "must start with '/' (got %q)", u.HealthPath)
-	}
-}
-
-func (c *Config) validateRoute(p *problems, i int, r *Route) {
-	k := "routes[" + strconv.Itoa(i) + "]"
-	if !strings.HasPrefix(r.PathPrefix, "/") {
-		p.add(k+".path_prefix", "must start with '/' (got %q)", r.PathPrefix)
-	}
-	if err := checkRouteHost(r.Host); err != nil {
-		p.add(k+".host", "%v", err)
-	}
-	if r.Upstream == "" {
-		p.add(k+".upstream", "is required")
-	} else if _, ok := c.Upstreams[r.Upstream]; !ok {
-		p.add(k+".upstream", "names upstream %q, which is not defined in [upstreams]", r.Upstream)
-	}
-	if r.Timeout.Duration < 0 {
-		p.add(k+".timeout", "must not be negative")
-	}
-	for j := 0; j < i; j++ {
-		o := &c.Routes[j]
-		if strings.EqualFold(o.Host, r.Host) && o.PathPrefix == r.PathPrefix {
-			p.add(k+".path_prefix", "host %q and prefix %q are already routed by routes[%d]", r.Host, r.PathPrefix, j)
-		}
-	}
-	if cp := c.Coupon; cp != nil && strings.EqualFold(cp.Host, r.Host) && cp.PathPrefix == r.PathPrefix {
-		p.add(k+".path_prefix", "prefix %q is already the coupon path_prefix", r.PathPrefix)
 	}
 }
 

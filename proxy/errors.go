@@ -66,7 +66,10 @@ func isTimeout(err error) bool {
 // Client-facing bodies: short, the same for every cause.
 var errorBodies = map[int][]byte{
 	fasthttp.StatusBadRequest:                  []byte(`{"error":"bad request"}`),
+	fasthttp.StatusUnauthorized:                []byte(`{"error":"unauthorized"}`),
+	fasthttp.StatusForbidden:                   []byte(`{"error":"forbidden"}`),
 	fasthttp.StatusNotFound:                    []byte(`{"error":"no route"}`),
+	fasthttp.StatusMethodNotAllowed:            []byte(`{"error":"method not allowed"}`),
 	fasthttp.StatusRequestTimeout:              []byte(`{"error":"request timeout"}`),
 	fasthttp.StatusRequestEntityTooLarge:       []byte(`{"error":"request body too large"}`),
 	fasthttp.StatusRequestHeaderFieldsTooLarge: []byte(`{"error":"request header fields too large"}`),

@@ -15,6 +15,24 @@ import (
 type exchange struct {
 	srv *Server
 
+	// The request being served and the state and route serving it; set
+	// for the handler's duration only.
+	ctx *fasthttp.RequestCtx
+	st  *state
+	rt  *route
+
+	// remoteAddr is $remote_addr, computed when first read (vars.go).
+	remoteAddr netip.Addr
+	remoteSet  bool
+	// captures are path_regex submatch offsets into the path.
+	captures []int
+
+	answeredBy     answeredBy
+	upstreamStatus int  // the upstream's status, 0 when none answered
+	intercepted    bool // the upstream's error answer is replaced by a page
+	inErrorPage    bool
+	noLog          bool
+
 	start, end time.Time
 	clientAddr netip.Addr
 
@@ -46,7 +64,21 @@ type exchange struct {
 	uri     []byte
 	xff     []byte
 	body    []byte
+	scratch []byte // variable values being built
+	names   []byte // header names being deleted
 }
+
+// answeredBy tells who produced the response, for the error pages step:
+// edgeproxy's own errors get pages; upstream answers only when
+// intercepted; fixed answers with a body and handlers' answers never.
+type answeredBy uint8
+
+const (
+	answeredByOwnError answeredBy = iota
+	answeredByUpstream
+	answeredByReturn
+	answeredByHandler
+)
 
 type exchangeKey struct{}
 
@@ -66,6 +98,9 @@ func (ex *exchange) reset() {
 		uri:       ex.uri[:0],
 		xff:       ex.xff[:0],
 		body:      ex.body[:0],
+		scratch:   ex.scratch[:0],
+		names:     ex.names[:0],
+		captures:  ex.captures[:0],
 	}
 }
 
@@ -73,6 +108,7 @@ func (ex *exchange) reset() {
 // line may be written after the handler returned.
 func (ex *exchange) begin(ctx *fasthttp.RequestCtx, now time.Time) {
 	ex.start = now
+	ex.ctx = ctx
 	h := &ctx.Request.Header
 	ex.method = append(ex.method, h.Method()...)
 	ex.host = append(ex.host, h.Host()...)

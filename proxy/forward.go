@@ -14,20 +14,44 @@ var (
 	commaSpace = []byte(", ")
 )
 
-// forward sends the request to up, trying other servers by the retry rules
-// of SPEC §4, and relays the response. rt may be nil (a handler forwarding
-// to a fallback upstream), in which case nothing is stripped.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *route, up *upstream) {
-	in := &ctx.Request
-	cl := in.Header.ContentLength()
-	if int64(cl) > st.maxBodyBytes {
+// forward is the upstream target: it builds the upstream request, sends
+// it by the retry rules of SPEC §4 and relays the response. ex.rt may be
+// nil (a handler forwarding to its fallback upstream): nothing is stripped
+// or edited then.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) {
+	ex.answeredBy = answeredByOwnError
+	rt := ex.rt
+	limit := ex.st.maxBodyBytes
+	if rt != nil {
+		limit = rt.maxBodyBytes
+	}
+	cl := ctx.Request.Header.ContentLength()
+	if limit != Unlimited && int64(cl) > limit {
 		ex.cause = "request body larger than max_body_bytes"
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge)
+		return
+	}
+	if rt != nil && rt.websocket && isUpgradeRequest(&ctx.Request.Header) {
+		s.upgrade(ctx, ex, up)
 		return
 	}
 
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
+	hostPerAttempt := s.buildUpstreamRequest(out, ctx, ex, up)
+	replayable, ok := s.attachRequestBody(out, ctx, ex, limit)
+	if !ok {
+		return
+	}
+	s.roundTrip(ctx, ex, out, up, hostPerAttempt, replayable)
+}
+
+// buildUpstreamRequest writes the method, target and headers of the
+// request sent upstream. It reports whether Host is named per attempt
+// (after the server chosen).
+func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) (hostPerAttempt bool) {
+	in := &ctx.Request
+	rt := ex.rt
 	out.Header.DisableNormalizing()
 	out.Header.SetMethodBytes(in.Header.Method())
 
@@ -35,63 +59,83 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 	ex.uri = appendUpstreamURI(ex.uri[:0], path, query, rt)
 	out.SetRequestURIBytes(ex.uri)
 
+	var edit *headerEdit
+	if rt != nil {
+		edit = rt.requestEdit
+	}
 	var fwd forwardedRequestHeaders
-	fwd, ex.hfields, ex.tokens = copyRequestHeaders(&out.Header, &in.Header, ex.hfields, ex.tokens)
-	s.setForwardedHeaders(out, ex, st, fwd, ctx.IsTLS())
-	hostPerAttempt := false
-	switch up.opts.Host {
-	case HostPreserve:
-		if len(fwd.host) > 0 {
-			out.Header.SetHostBytes(fwd.host)
-		} else {
-			hostPerAttempt = true // HTTP/1.0 without Host: name the server
-		}
-	case HostUpstream:
-		hostPerAttempt = true
+	fwd, ex.hfields, ex.tokens = copyRequestHeaders(&out.Header, &in.Header, edit, ex.hfields, ex.tokens)
+	s.setForwardedHeaders(out, ex, fwd, ctx.IsTLS())
+	switch {
+	case edit.setsHost():
+	case up.opts.Host == HostPreserve && len(fwd.host) > 0:
+		out.Header.SetHostBytes(fwd.host)
+	case up.opts.Host == HostPreserve, up.opts.Host == HostUpstream:
+		hostPerAttempt = true // HTTP/1.0 without Host, or the server's name
 	default:
 		out.Header.SetHost(up.opts.Host)
 	}
+	if edit != nil {
+		edit.applyRequest(&out.Header, ex)
+	}
+	return hostPerAttempt
+}
 
-	// Small bodies are read whole, so a retry can send them again and a
-	// chunked body's framing is checked before anything is forwarded;
-	// larger ones stream with bounded memory.
-	replayable := true
+// attachRequestBody gives out the client's body. Small bodies are read
+// whole, so a retry can send them again and a chunked body's framing is
+// checked before anything is forwarded; larger ones, and every body of a
+// route with buffer_request = false, stream with bounded memory. ok is
+// false when the client's body failed and the answer is written.
+func (s *Server) attachRequestBody(out *fasthttp.Request, ctx *fasthttp.RequestCtx, ex *exchange, limit int64) (replayable, ok bool) {
+	cl := ctx.Request.Header.ContentLength()
+	buffer := ex.st.bufferBodyBytes
+	if ex.rt != nil && ex.rt.streamRequest {
+		buffer = 0
+	}
+	if limit == Unlimited {
+		limit = 1<<63 - 1
+	}
 	switch {
 	case cl == 0 || cl == -2: // no body
-	case cl > 0 && int64(cl) <= st.bufferBodyBytes:
+	case cl > 0 && int64(cl) <= buffer:
 		var err error
 		ex.body, err = readFull(ex.body[:0], ctx.RequestBodyStream(), cl)
 		if err != nil {
 			s.clientBodyFailed(ctx, ex, err)
-			return
+			return false, false
 		}
 		out.SetBodyRaw(ex.body)
-	case cl == -1: // chunked
+	case cl == -1 && buffer > 0: // chunked
 		var whole bool
 		var err error
-		ex.body, whole, err = readUpTo(ex.body[:0], ctx.RequestBodyStream(), min(st.bufferBodyBytes, st.maxBodyBytes)+1)
+		ex.body, whole, err = readUpTo(ex.body[:0], ctx.RequestBodyStream(), min(buffer, limit)+1)
 		switch {
 		case err != nil:
 			s.clientBodyFailed(ctx, ex, err)
-			return
+			return false, false
 		case whole:
 			out.SetBodyRaw(ex.body) // forwarded with a Content-Length
 		default:
-			ex.reqBody = requestBody{prefix: ex.body, r: ctx.RequestBodyStream(), limit: st.maxBodyBytes}
+			ex.reqBody = requestBody{prefix: ex.body, r: ctx.RequestBodyStream(), limit: limit}
 			out.SetBodyStream(&ex.reqBody, -1)
-			replayable = false
+			return false, true
 		}
 	default:
-		ex.reqBody = requestBody{r: ctx.RequestBodyStream(), limit: st.maxBodyBytes}
+		ex.reqBody = requestBody{r: ctx.RequestBodyStream(), limit: limit}
 		out.SetBodyStream(&ex.reqBody, cl)
-		replayable = false
+		return false, true
 	}
+	return true, true
+}
 
+// roundTrip sends out to the servers of up, one attempt after another by
+// the retry rules, and relays the first response.
+func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange, out *fasthttp.Request, up *upstream, hostPerAttempt, replayable bool) {
 	timeout := up.opts.ResponseTimeout
-	if rt != nil && rt.timeout > 0 {
-		timeout = time.Duration(rt.timeout)
+	if ex.rt != nil && ex.rt.timeout > 0 {
+		timeout = time.Duration(ex.rt.timeout)
 	}
-	idempotent := isIdempotent(in.Header.Method())
+	idempotent := isIdempotent(ctx.Request.Header.Method())
 	var tried uint64
 	status := fasthttp.StatusBadGateway
 	for attempt := 0; attempt <= up.opts.Retries; attempt++ {
@@ -111,16 +155,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, st *state, rt *
 
 		resp := fasthttp.AcquireResponse()
 		resp.Header.SetNoDefaultContentType(true)
-		srv.requests.Add(1)
-		srv.metrics.attempts.Inc()
-		if attempt > 0 {
-			srv.metrics.retries.Inc()
-		}
-		if srv.inflight.Add(1) > int64(up.opts.MaxConnsPerServer) {
-			srv.metrics.poolWaits.Inc()
-		}
-		err := srv.hc.DoDeadline(out, resp, now.Add(timeout))
-		srv.inflight.Add(-1)
+		err := srv.do(out, resp, now, now.Add(timeout), attempt)
 		done := s.now()
 		ex.upstreamAddr = srv.addr
 		ex.upstreamDuration = done.Sub(now)
@@ -163,9 +198,9 @@ func appendUpstreamURI(dst, path, query []byte, rt *route) []byte {
 	return append(dst, query...)
 }
 
-func (s *Server) setForwardedHeaders(out *fasthttp.Request, ex *exchange, st *state, fwd forwardedRequestHeaders, tls bool) {
+func (s *Server) setForwardedHeaders(out *fasthttp.Request, ex *exchange, fwd forwardedRequestHeaders, tls bool) {
 	ex.xff = ex.xff[:0]
-	if len(fwd.xff) > 0 && st.trusted(ex.clientAddr) {
+	if len(fwd.xff) > 0 && ex.st.trusted(ex.clientAddr) {
 		ex.xff = append(append(ex.xff, fwd.xff...), commaSpace...)
 	}
 	ex.xff = append(ex.xff, ex.client...)
@@ -186,11 +221,20 @@ func (s *Server) setForwardedHeaders(out *fasthttp.Request, ex *exchange, st *st
 }
 
 // relay turns the upstream response into the client's: headers now, the
-// body streamed by the server after the handler returns.
+// body streamed by the server after the handler returns. An error answer
+// the route's error pages intercept is left unread: its page replaces it.
 func (s *Server) relay(ctx *fasthttp.RequestCtx, ex *exchange, resp *fasthttp.Response) {
+	status := resp.StatusCode()
+	ex.answeredBy = answeredByUpstream
+	ex.upstreamStatus = status
+	if ex.rt != nil && ex.rt.errorPages.intercepts(status) {
+		fasthttp.ReleaseResponse(resp)
+		ex.intercepted = true
+		ctx.Response.SetStatusCode(status)
+		return
+	}
 	ex.tokens = copyResponseHeaders(&ctx.Response.Header, &resp.Header, ex.tokens)
 	cl := resp.Header.ContentLength()
-	status := resp.StatusCode()
 	noBody := ctx.Request.Header.IsHead() || status == fasthttp.StatusNoContent ||
 		status == fasthttp.StatusNotModified || (status >= 100 && status < 200)
 	if noBody || !resp.IsBodyStream() || cl == 0 {

@@ -140,9 +140,9 @@ type forwardedRequestHeaders struct {
 // copyRequestHeaders copies in's fields onto out in the order received,
 // leaving out hop-by-hop fields, those the Connection field names, and the
 // fields the proxy sets itself (Host, Content-Length, Expect and the
-// X-Forwarded-* family). fields and tokens are scratch space; the returned
+// X-Forwarded-* family), and those edit replaces. fields and tokens are scratch space; the returned
 // slices point into in's storage.
-func copyRequestHeaders(out, in *fasthttp.RequestHeader, fields []headerField, tokens [][]byte) (forwardedRequestHeaders, []headerField, [][]byte) {
+func copyRequestHeaders(out, in *fasthttp.RequestHeader, edit *headerEdit, fields []headerField, tokens [][]byte) (forwardedRequestHeaders, []headerField, [][]byte) {
 	var f forwardedRequestHeaders
 	fields, tokens = fields[:0], tokens[:0]
 	for k, v := range in.AllInOrder() {
@@ -157,6 +157,8 @@ func copyRequestHeaders(out, in *fasthttp.RequestHeader, fields []headerField, t
 		switch {
 		case kind <= kindHopByHop || (len(tokens) > 0 && containsFold(tokens, k)):
 			continue
+		case kind == kindOther && edit.drops(k):
+			continue // request_headers sets or removes it
 		case kind == kindHost:
 			f.host = h.value
 			continue

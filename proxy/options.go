@@ -28,6 +28,12 @@ type Options struct {
 	Upstreams map[string]UpstreamOptions
 	Routes    []RouteOptions
 
+	Compression CompressionOptions
+	// UpgradeIdleTimeout closes tunnels idle this long (default 1h);
+	// MaxUpgradedConns caps them (0: no cap).
+	UpgradeIdleTimeout time.Duration
+	MaxUpgradedConns   int
+
 	// Logger receives application messages; AccessLog one line a request
 	// (nil: no access log).
 	Logger    *zap.Logger
@@ -71,16 +77,85 @@ const (
 	LeastConn
 )
 
-// RouteOptions send a host and path prefix either to an upstream group or
-// to a handler of the route's own.
+// RouteOptions describe one route (SPEC §8): what it matches, the steps
+// it runs and what answers: an upstream group, a fixed answer (Return) or
+// a handler of its own. The zero value of every step field means "no such
+// step", so a route pays only for what it sets.
 type RouteOptions struct {
-	// Name labels the route in logs and metrics; default host+prefix.
-	Name        string
-	Host        string
+	// Name labels the route in logs and metrics (default host+prefix) and
+	// is what "@name" refers to.
+	Name string
+	Host string
+	// PathPrefix is the prefix matched; "" for a route reached only by
+	// its name.
 	PathPrefix  string
 	Upstream    string
 	Handler     fasthttp.RequestHandler
 	StripPrefix bool
 	// Timeout overrides the upstream's ResponseTimeout when positive.
 	Timeout time.Duration
+
+	// Return, with Location or Body (templates) and ContentType, answers
+	// without an upstream. 444 closes the connection unanswered.
+	Return      int
+	Location    string
+	Body        string
+	ContentType string
+
+	// Methods, when set, are the only ones allowed (GET brings HEAD);
+	// others get 405 with Allow.
+	Methods []string
+	// Access rules are tried in order against $remote_addr; the first
+	// that matches decides; none matching allows.
+	Access []AccessRule
+	// BasicAuthFile is an htpasswd file; Realm names it to the client.
+	BasicAuthFile string
+	Realm         string
+
+	RequestHeaders  HeaderOps
+	ResponseHeaders HeaderOps
+	// ResponseHeadersAlways applies ResponseHeaders.Set/Add to every
+	// status, edgeproxy's own errors included.
+	ResponseHeadersAlways bool
+
+	// ErrorPages maps a status to a page file or "@name";
+	// InterceptErrors applies them to upstream answers too.
+	ErrorPages      map[int]string
+	InterceptErrors bool
+
+	// MaxBodyBytes overrides Options.MaxBodyBytes when non-zero;
+	// Unlimited lifts the limit.
+	MaxBodyBytes int64
+	// StreamRequestBody forwards the request body as it arrives, never
+	// buffered (proxy_request_buffering off).
+	StreamRequestBody bool
+	// WebSocket lets Upgrade requests through as tunnels when the
+	// upstream answers 101.
+	WebSocket bool
+	// Compress lets [compression] apply to this route's answers.
+	Compress bool
+	// NoAccessLog writes no access-log line for this route.
+	NoAccessLog bool
+}
+
+// Unlimited as RouteOptions.MaxBodyBytes: no body size limit.
+const Unlimited = -1
+
+// AccessRule is one "allow"/"deny" line: All, or Prefix.
+type AccessRule struct {
+	Allow  bool
+	All    bool
+	Prefix netip.Prefix
+}
+
+// CompressionOptions are the [compression] table.
+type CompressionOptions struct {
+	Enabled bool
+	// Algorithms in order of preference: "zstd", "br", "gzip".
+	Algorithms []string
+	// Types are media ranges ("text/*", "application/json").
+	Types    []string
+	MinBytes int
+	// Level is "fastest", "default" or "best".
+	Level string
 }

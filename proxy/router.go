@@ -4,22 +4,7 @@ import (
 	"bytes"
 	"sort"
 	"strings"
-
-	"github.com/valyala/fasthttp"
 )
-
-// route is one entry of the immutable route table.
-type route struct {
-	name        string
-	host        []byte // lower case, no port; "" any
-	wildcard    bool   // host is ".example.com" matched as a suffix
-	prefix      []byte
-	stripPrefix bool
-	upstream    *upstream // nil when handler is set
-	handler     fasthttp.RequestHandler
-	timeout     int64 // nanoseconds; 0 = upstream's response timeout
-	metrics     routeMetrics
-}
 
 // router finds the longest matching prefix among the routes whose host
 // matches; at equal length a route with a host beats one without.

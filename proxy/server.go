@@ -40,6 +40,8 @@ type Server struct {
 // state is everything a request reads, built whole and never changed.
 type state struct {
 	router          *router
+	named           map[string]*route // by name, for "@name" targets
+	compress        *compressStep     // nil: [compression] off
 	upstreams       map[string]*upstream
 	trustedProxies  []netip.Prefix
 	maxBodyBytes    int64
@@ -125,26 +127,34 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		}
 		st.upstreams[name] = newUpstream(name, uo, s.now, s.log, o.Metrics)
 	}
+	var err error
+	if st.compress, err = newCompressStep(o.Compression); err != nil {
+		return nil, fmt.Errorf("compression: %w", err)
+	}
 	routes := make([]*route, 0, len(o.Routes))
+	st.named = map[string]*route{}
 	for _, ro := range o.Routes {
-		r := &route{name: ro.Name, prefix: []byte(ro.PathPrefix), stripPrefix: ro.StripPrefix,
-			handler: ro.Handler, timeout: int64(ro.Timeout)}
-		r.host, r.wildcard = parseRouteHost(ro.Host)
-		if r.name == "" {
-			r.name = ro.Host + ro.PathPrefix
+		r, err := s.compileRoute(ro, st)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", routeLabel(ro), err)
 		}
 		r.metrics = o.Metrics.forRoute(r.name)
-		if ro.Handler == nil {
-			up, ok := st.upstreams[ro.Upstream]
-			if !ok {
-				return nil, fmt.Errorf("route %s: unknown upstream %q", r.name, ro.Upstream)
-			}
-			r.upstream = up
+		if ro.Name != "" {
+			st.named[ro.Name] = r
 		}
-		routes = append(routes, r)
+		if ro.PathPrefix != "" {
+			routes = append(routes, r)
+		}
 	}
 	st.router = newRouter(routes)
 	return st, nil
+}
+
+func routeLabel(ro RouteOptions) string {
+	if ro.Name != "" {
+		return ro.Name
+	}
+	return ro.Host + ro.PathPrefix
 }
 
 // Reload swaps in a state built from o. Requests in flight finish on the
@@ -227,7 +237,7 @@ func (s *Server) UpstreamHandler(name string) fasthttp.RequestHandler {
 			return
 		}
 		ctx.Response.Reset()
-		s.forward(ctx, ex, st, nil, up)
+		s.forward(ctx, ex, up)
 	}
 }
 
@@ -235,6 +245,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st := s.state.Load()
 	ex := s.exchanges.Get().(*exchange)
 	ex.begin(ctx, s.now())
+	ex.st = st
 	ex.requestID = s.appendRequestID(ex.requestID[:0])
 
 	path, _ := splitTarget(ctx.Request.Header.RequestURI())
@@ -251,18 +262,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case rt == nil:
 		ex.cause = "no route"
 		writeError(ctx, fasthttp.StatusNotFound)
-	case rt.handler != nil:
-		ex.route = rt.name
-		ex.metrics = &rt.metrics
-		ctx.SetUserValue(exchangeKey{}, ex)
-		rt.handler(ctx)
-		ctx.SetUserValue(exchangeKey{}, nil)
-		ex.cache = append(ex.cache, ctx.Response.Header.Peek("X-Cache")...)
 	default:
 		ex.route = rt.name
 		ex.metrics = &rt.metrics
-		s.forward(ctx, ex, st, rt, rt.upstream)
+		ex.rt = rt
+		ex.noLog = rt.noAccessLog
+		s.serveRoute(ctx, ex, rt)
 	}
+	ex.ctx = nil // nothing of the request is read after the handler
 	ex.status = ctx.Response.StatusCode()
 	if !ex.streaming {
 		ex.bytesOut = int64(len(ctx.Response.Body()))
@@ -277,7 +284,7 @@ func (s *Server) finish(ex *exchange) {
 	if ex.metrics != nil {
 		ex.metrics.observe(ex.status, ex.end.Sub(ex.start).Seconds())
 	}
-	if s.access != nil {
+	if s.access != nil && !ex.noLog {
 		s.access.write(ex)
 	}
 	ex.reset()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -51,9 +52,12 @@ func (s *Server) Snapshot() Snapshot {
 		if r.wildcard {
 			rs.Host = "*" + rs.Host
 		}
-		if r.upstream != nil {
-			rs.Target = "upstream " + r.upstream.name
-		} else {
+		switch t := r.target.(type) {
+		case upstreamTarget:
+			rs.Target = "upstream " + t.up.name
+		case *answer:
+			rs.Target = "return " + strconv.Itoa(t.status)
+		default:
 			rs.Target = "handler"
 		}
 		snap.Routes = append(snap.Routes, rs)

@@ -32,6 +32,7 @@ type server struct {
 	addr     string
 	hc       *fasthttp.HostClient
 	inflight atomic.Int64
+	maxConns int64
 
 	// Passive health (max_fails within fail_timeout).
 	mu          sync.Mutex // guards fails, windowStart
@@ -51,8 +52,9 @@ func newUpstream(name string, o UpstreamOptions, now func() time.Time, log *zap.
 	for _, addr := range o.Servers {
 		d := &dialer{connectTimeout: o.ConnectTimeout, ioTimeout: o.ResponseTimeout, slack: deadlineSlack(o.ResponseTimeout)}
 		u.servers = append(u.servers, &server{
-			addr:    addr,
-			metrics: m.forServer(name, addr),
+			addr:     addr,
+			maxConns: int64(o.MaxConnsPerServer),
+			metrics:  m.forServer(name, addr),
 			hc: &fasthttp.HostClient{
 				Addr:                          addr,
 				Dial:                          d.dial,
@@ -215,4 +217,19 @@ func isIdempotent(method []byte) bool {
 		return true
 	}
 	return false
+}
+
+// do sends one attempt to this server, counting it.
+func (s *server) do(out *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, attempt int) error {
+	s.requests.Add(1)
+	s.metrics.attempts.Inc()
+	if attempt > 0 {
+		s.metrics.retries.Inc()
+	}
+	if s.inflight.Add(1) > int64(s.maxConns) {
+		s.metrics.poolWaits.Inc()
+	}
+	err := s.hc.DoDeadline(out, resp, deadline)
+	s.inflight.Add(-1)
+	return err
 }

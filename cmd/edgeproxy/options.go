@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/edgeproxy/edgeproxy/config"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -51,14 +53,68 @@ func proxyOptions(c *config.Config) proxy.Options {
 			HealthTimeout:     u.HealthTimeout.Duration,
 		}
 	}
-	for _, r := range c.Routes {
-		o.Routes = append(o.Routes, proxy.RouteOptions{
-			Host:        r.Host,
-			PathPrefix:  r.PathPrefix,
-			Upstream:    r.Upstream,
-			StripPrefix: r.StripPrefix,
-			Timeout:     r.Timeout.Duration,
-		})
+	for i := range c.Routes {
+		o.Routes = append(o.Routes, routeOptions(&c.Routes[i]))
 	}
+	z := c.Compression
+	o.Compression = proxy.CompressionOptions{
+		Enabled:    z.Enabled,
+		Algorithms: append([]string(nil), z.Algorithms...),
+		Types:      append([]string(nil), z.Types...),
+		MinBytes:   int(z.MinBytes),
+		Level:      z.Level,
+	}
+	o.UpgradeIdleTimeout = s.UpgradeIdleTimeout.Duration
+	o.MaxUpgradedConns = s.MaxUpgradedConns
 	return o
+}
+
+// routeOptions turns one [[routes]] entry into the proxy's RouteOptions.
+func routeOptions(r *config.Route) proxy.RouteOptions {
+	ro := proxy.RouteOptions{
+		Name:                  r.Name,
+		Host:                  r.Host,
+		PathPrefix:            r.PathPrefix,
+		Upstream:              r.Upstream,
+		StripPrefix:           r.StripPrefix,
+		Timeout:               r.Timeout.Duration,
+		Return:                r.Return,
+		Location:              r.Location,
+		Body:                  r.Body,
+		ContentType:           r.ContentType,
+		Methods:               r.Methods,
+		BasicAuthFile:         r.BasicAuthFile,
+		Realm:                 r.Realm,
+		RequestHeaders:        proxy.HeaderOps(r.RequestHeaders),
+		ResponseHeaders:       proxy.HeaderOps{Set: r.ResponseHeaders.Set, Add: r.ResponseHeaders.Add, Remove: r.ResponseHeaders.Remove},
+		ResponseHeadersAlways: r.ResponseHeaders.Always,
+		InterceptErrors:       r.InterceptErrors,
+		StreamRequestBody:     !r.BufferRequest,
+		WebSocket:             r.WebSocket,
+		Compress:              r.Compress,
+		NoAccessLog:           !r.AccessLog,
+	}
+	if r.MaxBodyBytes != nil {
+		ro.MaxBodyBytes = int64(*r.MaxBodyBytes)
+		if ro.MaxBodyBytes == 0 {
+			ro.MaxBodyBytes = proxy.Unlimited
+		}
+	}
+	for _, rule := range r.Access {
+		// Validated when the config was loaded.
+		allow, cidr, _ := config.ParseAccessRule(rule)
+		ar := proxy.AccessRule{Allow: allow, All: cidr == "all"}
+		if !ar.All {
+			ar.Prefix, _ = config.ParsePrefix(cidr)
+		}
+		ro.Access = append(ro.Access, ar)
+	}
+	if len(r.ErrorPages) > 0 {
+		ro.ErrorPages = make(map[int]string, len(r.ErrorPages))
+		for code, target := range r.ErrorPages {
+			n, _ := strconv.Atoi(code)
+			ro.ErrorPages[n] = target
+		}
+	}
+	return ro
 }

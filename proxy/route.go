@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/edgeproxy/edgeproxy/internal/vars"
+)
+
+// route is one entry of the immutable route table: what it matches and
+// its compiled pipeline (pipeline.go).
+type route struct {
+	name        string
+	host        []byte // lower case, no port; "" any
+	wildcard    bool   // host is ".example.com" matched as a suffix
+	prefix      []byte
+	stripPrefix bool
+	upstream    *upstream // the forwarding target's group, nil otherwise
+	timeout     int64     // nanoseconds; 0 = upstream's response timeout
+	metrics     routeMetrics
+
+	requestSteps  []requestStep
+	target        target
+	responseSteps []responseStep
+
+	// Forwarding settings read by forward.
+	requestEdit   *headerEdit
+	errorPages    *errorPagesStep
+	maxBodyBytes  int64 // Unlimited, or the limit
+	streamRequest bool
+	websocket     bool
+	noAccessLog   bool
+}
+
+// compileRoute builds a route's pipeline from its options, in the one
+// order every route follows.
+func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
+	r := &route{name: ro.Name, prefix: []byte(ro.PathPrefix), stripPrefix: ro.StripPrefix,
+		timeout: int64(ro.Timeout), streamRequest: ro.StreamRequestBody, websocket: ro.WebSocket,
+		noAccessLog: ro.NoAccessLog, maxBodyBytes: st.maxBodyBytes}
+	r.host, r.wildcard = parseRouteHost(ro.Host)
+	if r.name == "" {
+		r.name = ro.Host + ro.PathPrefix
+	}
+	switch {
+	case ro.MaxBodyBytes == Unlimited:
+		r.maxBodyBytes = Unlimited
+	case ro.MaxBodyBytes > 0:
+		r.maxBodyBytes = ro.MaxBodyBytes
+	}
+
+	if len(ro.Access) > 0 {
+		r.requestSteps = append(r.requestSteps, &accessStep{rules: ro.Access})
+	}
+	if ro.BasicAuthFile != "" {
+		step, err := newBasicAuthStep(ro.BasicAuthFile, ro.Realm)
+		if err != nil {
+			return nil, err
+		}
+		r.requestSteps = append(r.requestSteps, step)
+	}
+	if len(ro.Methods) > 0 {
+		r.requestSteps = append(r.requestSteps, newMethodsStep(ro.Methods))
+	}
+
+	var err error
+	if r.requestEdit, err = compileHeaderOps(ro.RequestHeaders); err != nil {
+		return nil, fmt.Errorf("request_headers: %w", err)
+	}
+	switch {
+	case ro.Handler != nil:
+		r.target = handlerTarget{h: ro.Handler}
+	case ro.Return != 0:
+		a, err := compileAnswer(ro)
+		if err != nil {
+			return nil, err
+		}
+		r.target = a
+	default:
+		up, ok := st.upstreams[ro.Upstream]
+		if !ok {
+			return nil, fmt.Errorf("unknown upstream %q", ro.Upstream)
+		}
+		r.upstream = up
+		r.target = upstreamTarget{s: s, up: up}
+	}
+
+	if r.errorPages, err = loadErrorPages(ro.ErrorPages, ro.InterceptErrors); err != nil {
+		return nil, err
+	}
+	if r.errorPages != nil {
+		r.responseSteps = append(r.responseSteps, r.errorPages)
+	}
+	if !ro.ResponseHeaders.empty() {
+		edit, err := compileHeaderOps(HeaderOps{Set: ro.ResponseHeaders.Set, Add: ro.ResponseHeaders.Add})
+		if err != nil {
+			return nil, fmt.Errorf("response_headers: %w", err)
+		}
+		if edit == nil {
+			edit = &headerEdit{}
+		}
+		step := &responseHeadersStep{edit: edit, always: ro.ResponseHeadersAlways}
+		for _, n := range ro.ResponseHeaders.Remove {
+			step.remove = append(step.remove, []byte(n))
+		}
+		r.responseSteps = append(r.responseSteps, step)
+	}
+	if ro.Compress && st.compress != nil {
+		r.responseSteps = append(r.responseSteps, st.compress)
+	}
+	return r, nil
+}
+
+func compileAnswer(ro RouteOptions) (*answer, error) {
+	a := &answer{status: ro.Return, contentType: []byte(ro.ContentType)}
+	if len(a.contentType) == 0 {
+		a.contentType = []byte("text/plain; charset=utf-8")
+	}
+	var err error
+	if ro.Location != "" {
+		if a.location, err = vars.Parse(ro.Location); err != nil {
+			return nil, fmt.Errorf("location: %w", err)
+		}
+	}
+	if ro.Body != "" {
+		if a.body, err = vars.Parse(ro.Body); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+	}
+	return a, nil
+}
+
+var _ target = (*answer)(nil)
