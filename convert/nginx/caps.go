@@ -20,6 +20,7 @@ const (
 	CapRequestHeaders  Capability = "routes.request_headers"
 	CapResponseHeaders Capability = "routes.response_headers"
 	CapReturn          Capability = "routes.return"
+	CapReturn444       Capability = "routes.return = 444"
 	CapMethods         Capability = "routes.methods"
 	CapAccess          Capability = "routes.access"
 	CapBasicAuth       Capability = "routes.basic_auth_file"
@@ -67,11 +68,12 @@ var probes = map[Capability]string{
 	CapRequestHeaders:  routeProbe(`request_headers = { set = { "X-A" = "$remote_addr" }, add = {}, remove = ["X-B"] }`),
 	CapResponseHeaders: routeProbe(`response_headers = { set = { "X-A" = "1" }, add = {}, remove = ["X-B"], always = true }`),
 	CapReturn:          bareRouteProbe("path_prefix = \"/\"\nreturn = 301\nlocation = \"https://$host$request_uri\""),
+	CapReturn444:       bareRouteProbe("path_prefix = \"/\"\nreturn = 444"),
 	CapMethods:         routeProbe(`methods = ["GET"]`),
 	CapAccess:          routeProbe(`access = ["allow 10.0.0.0/8", "deny all"]`),
 	CapBasicAuth:       routeProbe("basic_auth_file = \"htpasswd\"\nrealm = \"r\""),
-	CapErrorPages:      routeProbe(`error_pages = { "502" = "/502.html" }`),
-	CapInterceptErrors: routeProbe("error_pages = { \"502\" = \"/502.html\" }\nintercept_errors = true"),
+	CapErrorPages:      routeProbe(`error_pages = { "502" = "errors/502.html" }`),
+	CapInterceptErrors: routeProbe("error_pages = { \"502\" = \"errors/502.html\" }\nintercept_errors = true"),
 	CapRouteMaxBody:    routeProbe(`max_body_bytes = "0"`),
 	CapBufferRequest:   routeProbe(`buffer_request = false`),
 	CapWebsocket:       routeProbe(`websocket = false`),
@@ -97,6 +99,15 @@ var probes = map[Capability]string{
 	CapRateLimit:      routeProbe(`rate_limit = { key = "$remote_addr", rate = "10/s", burst = 20, mode = "local" }`),
 	CapAuthRequest:    routeProbe(`auth_request = { upstream = "u", path = "/verify", copy_headers = [] }`),
 	CapLimitRate:      routeProbe(`limit_rate = "1MiB"`),
+}
+
+// unfinished are capabilities the config package accepts before the proxy
+// acts on them (placeholder steps). One line each: delete the line when the
+// step lands, and the differential test starts comparing the feature with
+// nginx.
+var unfinished = map[Capability]string{
+	CapCompress:  "proxy/compress.go is a placeholder",
+	CapBasicAuth: "proxy/basicauth.go is a placeholder",
 }
 
 // Caps is the set of capabilities present.
@@ -144,13 +155,19 @@ func DetectCaps() (Caps, error) {
 	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("u:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+	for _, sub := range []string{"www", "errors"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "errors", "502.html"), []byte("502\n"), 0o644); err != nil {
 		return nil, err
 	}
 	cs := Caps{}
 	for c, text := range probes {
 		_, err := config.Parse(filepath.Join(dir, "probe.toml"), []byte(text))
-		cs[c] = err == nil
+		_, pending := unfinished[c]
+		cs[c] = err == nil && !pending
 	}
 	return cs, nil
 }

@@ -82,14 +82,22 @@ type converter struct {
 	httpKey   val[string]
 	resolver  val[string]
 	gz        *gzipPlan
+	// quiet > 0: reading a location that is left out as a whole.
+	quiet int
 }
 
 func (c *converter) report(d *Directive, st Status, format string, a ...any) {
+	if c.quiet > 0 {
+		return
+	}
 	c.findings = append(c.findings, Finding{File: d.File, Line: d.Line, Directive: d.Name, Status: st, Why: fmt.Sprintf(format, a...), seq: d.seq})
 }
 
 // reject reports what nginx itself refuses, at the line nginx names.
 func (c *converter) reject(d *Directive, format string, a ...any) {
+	if c.quiet > 0 {
+		return
+	}
 	c.findings = append(c.findings, Finding{File: d.File, Line: d.EndLine, Directive: d.Name, Status: Blocking,
 		Why: "nginx rejects this config: " + fmt.Sprintf(format, a...), seq: d.seq})
 }

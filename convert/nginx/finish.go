@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -258,15 +259,49 @@ func (c *converter) hostsFor(servers []*serverScope) map[*serverScope][]string {
 // routes of one host and path: the server-level return alone; else the
 // server's redirecting rewrites, then each location's `if` copies before it.
 func (c *converter) routeSources(s *serverScope) []*locScope {
+	if s.sources != nil {
+		return s.sources
+	}
 	if s.ret != nil {
-		return []*locScope{s.ret}
+		s.sources = []*locScope{s.ret}
+		return s.sources
 	}
 	out := append([]*locScope(nil), s.redirects...)
 	for _, l := range s.locs {
 		out = append(out, l.ifs...)
+		if r := c.slashRedirect(s, l); r != nil {
+			out = append(out, r)
+		}
 		out = append(out, l)
 	}
+	s.sources = out
 	return out
+}
+
+// slashRedirect is nginx's answer to "/app" for `location /app/ { proxy_pass … }`:
+// a 301 to "/app/" (unless a location names "/app" itself).
+func (c *converter) slashRedirect(s *serverScope, l *locScope) *locScope {
+	if l.proxy == nil || l.ret != nil || (l.kind != locPrefix && l.kind != locStops) || len(l.path) < 2 || !strings.HasSuffix(l.path, "/") {
+		return nil
+	}
+	bare := strings.TrimSuffix(l.path, "/")
+	for _, o := range s.locs {
+		if (o.kind == locExact || o.kind == locPrefix || o.kind == locStops) && o.path == bare {
+			return nil
+		}
+	}
+	if !c.caps.Has(CapPathExact, CapReturn) {
+		c.once(l.d, "", Blocking, fmt.Sprintf("nginx answers %s with a 301 to %s; %s", bare, l.path, missingCaps(c.caps.Missing(CapPathExact, CapReturn)).why))
+		return nil
+	}
+	port := ":$server_port"
+	for _, ls := range s.listens {
+		if ls.port == "80" && !ls.ssl || ls.port == "443" && ls.ssl {
+			port = ""
+		}
+	}
+	return &locScope{d: l.d, srv: s, set: s.set, kind: locExact, path: bare,
+		ret: &answer{code: 301, location: "$scheme://$host" + port + l.path, d: l.d}}
 }
 
 func hasRegex(s *serverScope) bool {
@@ -429,7 +464,7 @@ func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarge
 		c.once(set.connectTimeout.d, host, Blocking, fmt.Sprintf("edgeproxy keeps connect_timeout per upstream; %s already has %s", u.name, u.connect))
 	}
 
-	hostMode := p.proxyHost
+	hostMode := p.proxyHost // nginx's default: proxy_set_header Host $proxy_host
 	var hostD *Directive
 	reqSet, reqRemove := strMap{}, []string{}
 	upgrade, connection := false, false
@@ -439,7 +474,7 @@ func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarge
 		case ln == "host":
 			hostD = h.d
 			switch h.value {
-			case "$host", "$http_host":
+			case "$http_host":
 				hostMode = "preserve"
 			case "$proxy_host":
 				hostMode = p.proxyHost
@@ -458,19 +493,15 @@ func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarge
 			reqSet[h.name] = h.value
 		}
 	}
-	if hostMode != "preserve" && !validHostName.MatchString(hostMode) {
-		c.once(p.d, host, Blocking, fmt.Sprintf("nginx sends Host: %s, which is not a host name edgeproxy can send; add proxy_set_header Host $host", hostMode))
+	if !c.hostKeys(u, p, hostMode, hostD, reqSet, host) {
 		return false
 	}
-	if u.host == "" {
-		u.host, u.hostD = hostMode, hostD
-	} else if u.host != hostMode {
-		d := hostD
-		if d == nil {
-			d = p.d
+	if _, realIP := o.server.get("trusted_proxies"); realIP {
+		for _, h := range set.proxyHeaders.items {
+			if strings.EqualFold(h.name, "X-Forwarded-For") && h.value == "$proxy_add_x_forwarded_for" {
+				c.once(h.d, host, Blocking, "with set_real_ip_from nginx appends the real client address to X-Forwarded-For, edgeproxy appends the address of the peer (the trusted proxy)")
+			}
 		}
-		c.once(d, host, Blocking, fmt.Sprintf("edgeproxy sends one Host per upstream; %s already sends %q", u.name, u.host))
-		return false
 	}
 	if len(reqSet) > 0 || len(reqRemove) > 0 {
 		rh := &inline{}
@@ -487,10 +518,74 @@ func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarge
 	if set.bufferRequest.set && !set.bufferRequest.v {
 		f.set("buffer_request", false)
 	}
-	if set.intercept.set && set.intercept.v {
-		f.set("intercept_errors", true)
+	return true
+}
+
+// hostKeys settles the Host nginx sends: with routes.request_headers as a
+// header of the route (so locations sharing an upstream may differ);
+// without it as the upstream's host, which must then agree.
+func (c *converter) hostKeys(u *upstreamBlock, p *proxyTarget, hostMode string, hostD *Directive, reqSet strMap, host string) bool {
+	d := hostD
+	if d == nil {
+		d = p.d
+	}
+	if c.caps.Has(CapRequestHeaders) {
+		u.host = "preserve"
+		if hostMode != "preserve" {
+			reqSet["Host"] = hostMode
+		}
+		return true
+	}
+	if hostMode == "$host" {
+		c.once(d, host, Blocking, "nginx's $host drops a port the client sends in Host; "+missingCaps(c.caps.Missing(CapRequestHeaders)).why)
+		return false
+	}
+	if hostMode != "preserve" && !validHostName.MatchString(hostMode) {
+		c.once(d, host, Blocking, fmt.Sprintf("nginx sends Host: %s, which is not a host name edgeproxy's upstream host can send; %s", hostMode, missingCaps(c.caps.Missing(CapRequestHeaders)).why))
+		return false
+	}
+	if u.host == "" {
+		u.host, u.hostD = hostMode, hostD
+	} else if u.host != hostMode {
+		c.once(d, host, Blocking, fmt.Sprintf("edgeproxy sends one Host per upstream; %s already sends %q", u.name, u.host))
+		return false
 	}
 	return true
+}
+
+// errorPageFile finds the file nginx serves for an error_page URI: the
+// root of the location that URI matches (exact first, then the longest
+// prefix), or the server's root.
+func (c *converter) errorPageFile(s *serverScope, uri string) (string, bool) {
+	var best *locScope
+	for _, l := range append(append([]*locScope(nil), s.locs...), s.unrouted...) {
+		switch {
+		case l.kind == locExact && l.path == uri:
+			best = l
+		case (l.kind == locPrefix || l.kind == locStops) && strings.HasPrefix(uri, l.path):
+			if best == nil || best.kind != locExact && len(l.path) > len(best.path) {
+				best = l
+			}
+		}
+		if best != nil && best.kind == locExact {
+			break
+		}
+	}
+	set := s.set
+	if best != nil {
+		if best.proxy != nil || best.ret != nil {
+			return "", false
+		}
+		set = best.set
+	}
+	if !set.root.set {
+		return "", false
+	}
+	file := set.root.v + uri
+	if _, err := os.Stat(file); err != nil {
+		return "", false
+	}
+	return file, true
 }
 
 // limitKeys writes the per-route rules every kind of route shares.
@@ -561,9 +656,23 @@ func (c *converter) limitKeys(o *output, f *fields, set *settings, proxied bool,
 	if len(set.errorPages.items) > 0 {
 		ep := strMap{}
 		for _, e := range set.errorPages.items {
-			ep[e.code] = e.target
+			target := e.target
+			if !strings.HasPrefix(target, "@") {
+				file, ok := c.errorPageFile(loc.srv, target)
+				if !ok {
+					c.once(e.d, host, Blocking, fmt.Sprintf("error page %s is not a file under a root of this server", target))
+					continue
+				}
+				target = file
+			}
+			ep[e.code] = target
 		}
-		f.set("error_pages", ep)
+		if len(ep) > 0 {
+			f.set("error_pages", ep)
+			if proxied && set.intercept.set && set.intercept.v {
+				f.set("intercept_errors", true)
+			}
+		}
 	}
 	if set.accessLog.set && !set.accessLog.v {
 		f.set("access_log", false)

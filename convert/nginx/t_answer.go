@@ -54,7 +54,10 @@ func carryReturn(s *scope, d *Directive) error {
 		s.c.reject(d, "invalid return code %q", d.Args[0])
 		return nil
 	case code == 444:
-		return blocking("444 (close the connection without an answer) is not translated")
+		if err := s.need(CapReturn444); err != nil {
+			return err
+		}
+		a.code = code
 	default:
 		a.code = code
 		if len(d.Args) == 2 {

@@ -64,32 +64,36 @@ func carryLocation(s *scope, d *Directive) error {
 			mod, path = "=", path[1:]
 		}
 	}
+	var missing error
 	switch mod {
 	case "":
 		loc.kind = locPrefix
 	case "^~":
 		loc.kind = locStops
 	case "=":
-		if err := s.need(CapPathExact); err != nil {
-			return err
-		}
-		loc.kind = locExact
+		loc.kind, missing = locExact, s.need(CapPathExact)
 	case "~", "~*":
-		if err := s.need(CapPathRegex); err != nil {
-			return err
-		}
-		loc.kind, loc.caseFold = locRegex, mod == "~*"
-		if err := compileRE2(path); err != nil {
-			return err
+		loc.kind, loc.caseFold, missing = locRegex, mod == "~*", s.need(CapPathRegex)
+		if missing == nil {
+			if err := compileRE2(path); err != nil {
+				return err
+			}
 		}
 	case "@":
-		if err := s.need(CapNamed); err != nil {
-			return err
-		}
-		loc.kind = locNamed
+		loc.kind, missing = locNamed, s.need(CapNamed)
 	default:
 		s.c.reject(d, "invalid location modifier %q", mod)
 		return nil
+	}
+	if missing != nil {
+		// Read quietly all the same: an error_page may name a file under
+		// this location's root.
+		loc.path = path
+		s.srv.unrouted = append(s.srv.unrouted, loc)
+		s.c.quiet++
+		s.c.walk(&scope{c: s.c, kind: cLocation, set: loc.set, srv: s.srv, loc: loc}, d.Block)
+		s.c.quiet--
+		return missing
 	}
 	if loc.kind != locRegex && loc.kind != locNamed && !strings.HasPrefix(path, "/") {
 		// nginx accepts it, but a path that does not start with "/" never matches.

@@ -108,8 +108,13 @@ func carryProxySetHeader(s *scope, d *Directive) error {
 		switch v {
 		case "$host", "$http_host", "$proxy_host":
 		default:
+			if err := checkVars(v); err != nil {
+				return err
+			}
 			if strings.Contains(v, "$") {
-				return blocking("Host from %q is not translated", v)
+				if err := s.need(CapRequestHeaders); err != nil {
+					return err
+				}
 			}
 		}
 	case lname == "upgrade" && v == "$http_upgrade",

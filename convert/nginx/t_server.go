@@ -21,6 +21,11 @@ type serverScope struct {
 	ret *locScope
 	// redirects are server-level rewrite … permanent|redirect.
 	redirects []*locScope
+	// unrouted are locations read but left out (their kind is not
+	// accepted yet); error_page targets are still looked up in them.
+	unrouted []*locScope
+	// sources caches routeSources.
+	sources []*locScope
 }
 
 type listenSpec struct {
