@@ -167,7 +167,22 @@ func (c *converter) apply(s *scope, d *Directive) {
 }
 
 func missingCaps(m []string) *notCarried {
-	return &notCarried{status: Blocking, why: "edgeproxy's config does not accept " + strings.Join(m, ", ") + " yet"}
+	var absent, pending []string
+	for _, c := range m {
+		if _, ok := unfinished[Capability(c)]; ok {
+			pending = append(pending, c)
+		} else {
+			absent = append(absent, c)
+		}
+	}
+	var why []string
+	if len(absent) > 0 {
+		why = append(why, "edgeproxy's config does not accept "+strings.Join(absent, ", ")+" yet")
+	}
+	if len(pending) > 0 {
+		why = append(why, "edgeproxy accepts "+strings.Join(pending, ", ")+" but does not act on it yet")
+	}
+	return &notCarried{status: Blocking, why: strings.Join(why, "; ")}
 }
 
 // path makes a path from the nginx config absolute, as nginx resolves it.

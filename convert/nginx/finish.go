@@ -392,8 +392,15 @@ func (c *converter) route(o *output, srv *serverScope, loc *locScope, host strin
 			return nil
 		}
 	case set.root.set || set.tryFiles.set:
-		if !c.caps.Has(CapRoot) {
-			c.once(loc.d, host, Blocking, missingCaps(c.caps.Missing(CapRoot)).why+"; this location serves files")
+		need := []Capability{CapRoot}
+		if set.tryFiles.set {
+			need = append(need, CapTryFiles)
+		}
+		if set.expires.set {
+			need = append(need, CapExpires)
+		}
+		if !c.caps.Has(need...) {
+			c.once(loc.d, host, Blocking, missingCaps(c.caps.Missing(need...)).why+"; this location serves files")
 			return nil
 		}
 		f.set("root", set.root.v)

@@ -181,7 +181,7 @@ func rules() []rule {
 		carried("rewrite", sli, 2, 3, "permanent/redirect at server level: a path_regex route that returns 301/302; others are reported", carryRewrite, CapPathRegex, CapReturn),
 		carried("error_page", hsli, 2, -1, "error_pages (a path keeps the status; `= @name` answers with the named route's)", carryErrorPage, CapErrorPages),
 		carried("add_header", hsli, 2, 3, "response_headers.add (always → response_headers.always)", carryAddHeader, CapResponseHeaders),
-		carried("expires", hsli, 1, 2, "expires on file routes", carryExpires, CapExpires),
+		carried("expires", hsli, 1, 2, "expires of a file route (needs routes.expires)", carryExpires),
 		carried("default_type", hsl, 1, 1, "content_type of return routes", carryDefaultType),
 		blockingRule("charset", hsli, "edgeproxy does not add a charset to Content-Type"),
 		ignoredRule("source_charset", hsli, "edgeproxy does not recode bodies"),
@@ -202,10 +202,10 @@ func rules() []rule {
 		blockingRule("internal", cLocation, whyNotYet+" (routes.internal)"),
 
 		// Files.
-		carried("root", hsli, 1, 1, "root of a file route", carryRoot, CapRoot),
-		carried("alias", cLocation, 1, 1, "root, when the alias ends with the location's path", carryAlias, CapRoot),
-		carried("index", hsl, 1, -1, "index", carryIndex, CapRoot),
-		carried("try_files", cServer|cLocation, 2, -1, "try_files", carryTryFiles, CapTryFiles),
+		carried("root", hsli, 1, 1, "root of a file route (needs routes.root; also finds error_page files)", carryRoot),
+		carried("alias", cLocation, 1, 1, "root, when the alias ends with the location's path", carryAlias),
+		carried("index", hsl, 1, -1, "index of a file route", carryIndex),
+		carried("try_files", cServer|cLocation, 2, -1, "try_files of a file route (needs routes.try_files)", carryTryFiles),
 		blockingRule("autoindex", hsl, "edgeproxy does not list folders"),
 		ignoredRule("sendfile", hsli, whyProcess),
 		ignoredRule("sendfile_max_chunk", hsl, whyProcess),
