@@ -88,4 +88,3 @@ func (c converted) noBlocking(t *testing.T) {
 		}
 	}
 }
-

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,12 +60,40 @@ const maxTokens = 1 << 12
 // patterns are resolved against path's folder, as nginx resolves them
 // against the folder of the file given with -c.
 func ParseFile(path string) ([]*Directive, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
 	p := &parser{root: filepath.Dir(path)}
 	return p.parse(path, data, 0)
+}
+
+// maxConfigBytes bounds one config file: `include /dev/zero` must not
+// read forever.
+const maxConfigBytes = 64 << 20
+
+// readConfigFile reads a regular file of at most maxConfigBytes.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxConfigBytes)
+	}
+	return data, nil
 }
 
 // ParseBytes is ParseFile for text already read; includes are resolved
@@ -158,7 +187,7 @@ func (p *parser) include(d *Directive, depth int) ([]*Directive, error) {
 	}
 	var out []*Directive
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readConfigFile(f)
 		if err != nil {
 			return nil, &SyntaxError{File: d.File, Line: d.EndLine, Msg: fmt.Sprintf("open() %q failed: %v", f, err)}
 		}

@@ -3,6 +3,9 @@ package nginx
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Status says what became of a directive.
@@ -30,7 +33,12 @@ type Finding struct {
 
 // String is the SPEC §2 report line: FILE:LINE: DIRECTIVE: blocking|ignored: why.
 func (f Finding) String() string {
-	return fmt.Sprintf("%s:%d: %s: %s: %s", f.File, f.Line, f.Directive, f.Status, f.Why)
+	name := f.Directive
+	if strings.ContainsAny(name, " \t\r\n:") || !utf8.ValidString(name) {
+		name = strconv.Quote(name)
+	}
+	why := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(f.Why)
+	return fmt.Sprintf("%s:%d: %s: %s: %s", f.File, f.Line, name, f.Status, why)
 }
 
 // notCarried is what a carry function returns for a directive it cannot

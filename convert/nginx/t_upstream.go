@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -63,6 +64,9 @@ func carryUpstreamServer(s *scope, d *Directive) error {
 			return err
 		}
 	}
+	if contains(u.servers, addr) {
+		return blocking("%s is listed twice: nginx gives it a double share, edgeproxy lists a server once", addr)
+	}
 	maxFails, failTimeout, maxConns := 1, "10s", 0
 	for _, p := range d.Args[1:] {
 		k, v, _ := strings.Cut(p, "=")
@@ -117,16 +121,23 @@ func hostPort(a string) (string, error) {
 	if strings.Contains(a, "$") {
 		return "", blocking("addresses from variables are not translated")
 	}
-	if _, _, err := net.SplitHostPort(a); err == nil {
-		return a, nil
+	out := a + ":80"
+	switch {
+	case strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]"):
+	case strings.Count(a, ":") > 1 && !strings.HasPrefix(a, "["):
+		out = "[" + a + "]:80"
+	default:
+		if _, _, err := net.SplitHostPort(a); err == nil {
+			out = a
+		}
 	}
-	if strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]") {
-		return a + ":80", nil
+	host, port, err := net.SplitHostPort(out)
+	n, perr := strconv.Atoi(port)
+	_, aerr := netip.ParseAddr(host)
+	if err != nil || perr != nil || n < 1 || n > 65535 || aerr != nil && !validHostName.MatchString(host) || strings.Contains(host, ":") && aerr != nil {
+		return "", blocking("nginx rejects this config: invalid address %q", a)
 	}
-	if strings.Count(a, ":") > 1 {
-		return "[" + a + "]:80", nil
-	}
-	return a + ":80", nil
+	return out, nil
 }
 
 func carryLeastConn(s *scope, d *Directive) error {
