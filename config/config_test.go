@@ -53,6 +53,12 @@ func TestExampleShowsDefaults(t *testing.T) {
 	if cfg.Cache != DefaultCache() {
 		t.Errorf("[cache] differs from DefaultCache()")
 	}
+	r, dr := cfg.Routes[0], DefaultRoute()
+	dr.PathPrefix, dr.Upstream = r.PathPrefix, r.Upstream
+	r.RequestHeaders, r.ResponseHeaders, r.ErrorPages, r.Methods, r.Access = dr.RequestHeaders, dr.ResponseHeaders, dr.ErrorPages, dr.Methods, dr.Access
+	if !reflect.DeepEqual(r, dr) {
+		t.Errorf("routes[0] differs from DefaultRoute():\n%+v\n%+v", r, dr)
+	}
 	c, dc := *cfg.Coupon, DefaultCoupon()
 	c.Source, c.File, c.FallbackUpstream = dc.Source, dc.File, dc.FallbackUpstream
 	if c != dc {

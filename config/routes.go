@@ -101,7 +101,7 @@ func (c *Config) validateReturn(p *problems, k string, r *Route) {
 	redirect := r.Return == 301 || r.Return == 302 || r.Return == 303 || r.Return == 307 || r.Return == 308
 	switch {
 	case redirect && r.Location == "":
-		p.add(k+".location", "return %d needs a location", r.Return)
+		p.add(k+".return", "return %d needs a location", r.Return)
 	case !redirect && r.Location != "":
 		p.add(k+".location", "only a redirect (301, 302, 303, 307, 308) has a location (return is %d)", r.Return)
 	case r.Return == 444 && r.Body != "":

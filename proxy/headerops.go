@@ -150,7 +150,7 @@ func (r *responseHeadersStep) onResponse(ctx *fasthttp.RequestCtx, ex *exchange)
 		ex.names = delFold(h, op.name, ex.names)
 		ex.scratch = op.value.Append(ex.scratch[:0], ex)
 		if len(ex.scratch) > 0 {
-			h.SetBytesKV(op.name, ex.scratch)
+			h.AddBytesKV(op.name, ex.scratch) // the old fields are gone: no second scan
 		}
 	}
 	for _, op := range r.edit.add {
