@@ -108,7 +108,17 @@ var probes = map[Capability]string{
 var unfinished = map[Capability]string{
 	CapCompress:  "proxy/compress.go is a placeholder",
 	CapBasicAuth: "proxy/basicauth.go is a placeholder",
+	CapWebsocket: "proxy/upgrade.go forwards an upgrade as a plain request, without a tunnel",
 }
+
+// acceptedOnly marks, in Caps, a capability config accepts but the proxy
+// does not act on yet.
+func acceptedOnly(c Capability) Capability { return c + " (accepted only)" }
+
+// Accepts reports whether config accepts c's key, whether or not the proxy
+// acts on it yet: a key that only switches something off (websocket = false)
+// is written as soon as config accepts it.
+func (cs Caps) Accepts(c Capability) bool { return cs[c] || cs[acceptedOnly(c)] }
 
 // Caps is the set of capabilities present.
 type Caps map[Capability]bool
@@ -168,6 +178,9 @@ func DetectCaps() (Caps, error) {
 		_, err := config.Parse(filepath.Join(dir, "probe.toml"), []byte(text))
 		_, pending := unfinished[c]
 		cs[c] = err == nil && !pending
+		if err == nil && pending {
+			cs[acceptedOnly(c)] = true
+		}
 	}
 	return cs, nil
 }

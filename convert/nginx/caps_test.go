@@ -17,7 +17,7 @@ func TestDetectCapsSeesTodaysConfig(t *testing.T) {
 	for c := range probes {
 		t.Logf("%-40s %v", c, cs[c])
 	}
-	if len(cs) != len(probes) {
+	if len(cs) < len(probes) {
 		t.Fatalf("got %d capabilities, want %d", len(cs), len(probes))
 	}
 }

@@ -47,7 +47,7 @@ var intendedDifferences = []string{
 
 // responseHeaders are compared on every answer the upstream or a return
 // with a body produced; a config's `compare:` line adds more.
-var responseHeaders = []string{"Location", "Content-Type", "Cache-Control", "Content-Encoding"}
+var responseHeaders = []string{"Location", "Content-Type", "Cache-Control", "Content-Encoding", "Upgrade"}
 
 type diffSpec struct {
 	expect          string
@@ -122,12 +122,13 @@ type recorder struct {
 
 func (rec *recorder) handler(group string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			rec.record(group, r, 0)
+			rec.echo(w, group)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
-		rec.mu.Lock()
-		seq := r.Header.Get("X-Diff-Seq")
-		rec.seen[seq] = append(rec.seen[seq], upstreamRecord{group: group, method: r.Method, target: r.RequestURI,
-			host: r.Host, header: r.Header.Clone(), bodyLen: len(body)})
-		rec.mu.Unlock()
+		rec.record(group, r, len(body))
 		h := w.Header()
 		h.Set("X-Upstream", group)
 		h.Set("X-Powered-By", "recording-upstream")
@@ -152,6 +153,65 @@ func (rec *recorder) handler(group string) http.Handler {
 			fmt.Fprintf(w, "%s %s %s %d\n", group, r.Method, r.RequestURI, len(body))
 		}
 	})
+}
+
+func (rec *recorder) record(group string, r *http.Request, bodyLen int) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	seq := r.Header.Get("X-Diff-Seq")
+	rec.seen[seq] = append(rec.seen[seq], upstreamRecord{group: group, method: r.Method, target: r.RequestURI,
+		host: r.Host, header: r.Header.Clone(), bodyLen: bodyLen})
+}
+
+// echo answers a WebSocket handshake with 101 and then echoes one line,
+// prefixed with the upstream's name, over the raw connection.
+func (rec *recorder) echo(w http.ResponseWriter, group string) {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	rw.Flush()
+	line, err := rw.ReadString('\n')
+	if err != nil {
+		return
+	}
+	io.WriteString(rw, group+" echoes "+line)
+	rw.Flush()
+}
+
+// sendUpgrade sends a WebSocket handshake over a raw connection and, on a
+// 101, one line through the tunnel; the echo becomes the answer's body.
+func sendUpgrade(t *testing.T, addr string, r diffRequest, seq string) answerSeen {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	host := "example.test"
+	if r.host != "" {
+		host = r.host
+	}
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Diff-Seq: %s\r\n\r\n", r.target, host, seq)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return answerSeen{status: -1, header: http.Header{"X-Error": {err.Error()}}}
+	}
+	a := answerSeen{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		a.body, _ = io.ReadAll(resp.Body)
+		return a
+	}
+	io.WriteString(conn, "ping\n")
+	line, _ := br.ReadString('\n')
+	a.body = []byte(line)
+	return a
 }
 
 var placeholderUP = regexp.MustCompile(`\{\{UP:([a-z0-9]+)(?::([0-9]))?\}\}`)
@@ -324,8 +384,12 @@ func runDiffCase(t *testing.T, bin, nginxBin, dir string) (int, int) {
 	name := filepath.Base(dir)
 	for i, r := range spec.requests {
 		seq := fmt.Sprintf("%s/%d/", name, i)
-		ng := send(t, client, nginxAddr, r, seq+"nginx")
-		ed := send(t, client, edgeAddr, r, seq+"edge")
+		var ng, ed answerSeen
+		if r.method == "WEBSOCKET" {
+			ng, ed = sendUpgrade(t, nginxAddr, r, seq+"nginx"), sendUpgrade(t, edgeAddr, r, seq+"edge")
+		} else {
+			ng, ed = send(t, client, nginxAddr, r, seq+"nginx"), send(t, client, edgeAddr, r, seq+"edge")
+		}
 		rec.mu.Lock()
 		ngUp, edUp := rec.seen[seq+"nginx"], rec.seen[seq+"edge"]
 		rec.mu.Unlock()

@@ -519,8 +519,9 @@ func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarge
 		}
 		f.set("request_headers", rh)
 	}
-	if c.caps.Has(CapWebsocket) {
-		f.set("websocket", upgrade && connection)
+	if c.caps.Accepts(CapWebsocket) {
+		// nginx tunnels only where the config copies Upgrade and Connection.
+		f.set("websocket", upgrade && connection && c.caps.Has(CapWebsocket))
 	}
 	if set.bufferRequest.set && !set.bufferRequest.v {
 		f.set("buffer_request", false)
