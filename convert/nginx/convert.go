@@ -60,10 +60,29 @@ func ConvertTree(tree []*Directive, root string, opt Options) (*Result, error) {
 	}
 	c := &converter{caps: caps, root: abs, rules: ruleIndex(), upstreams: map[string]*upstreamBlock{}, maps: map[string]*mapVar{}}
 	top := &scope{c: c, kind: cMain, set: &settings{}}
-	c.walk(top, tree)
+	c.walk(top, asMain(tree))
 	out := c.finish()
 	sortFindings(c.findings)
 	return &Result{TOML: out, Findings: c.findings}, nil
+}
+
+// asMain wraps a site file (server and upstream blocks at the top, as in
+// sites-enabled/ files that nginx.conf includes inside http) in an http
+// block, so converting just that file works as an operator expects.
+func asMain(tree []*Directive) []*Directive {
+	site := false
+	for _, d := range tree {
+		switch d.Name {
+		case "http", "events":
+			return tree
+		case "server", "upstream", "map":
+			site = site || d.HasBlock
+		}
+	}
+	if !site {
+		return tree
+	}
+	return []*Directive{{Name: "http", HasBlock: true, Block: tree, File: tree[0].File, Line: tree[0].Line, EndLine: tree[0].Line}}
 }
 
 // converter holds one conversion's state.

@@ -40,7 +40,7 @@ var intendedDifferences = []string{
 	"Date, Connection, Keep-Alive, Content-Length, Transfer-Encoding: framing, not content",
 	"X-Forwarded-For/-Proto/-Host and X-Request-Id reach the upstream from edgeproxy always; compared only where the config sets them",
 	"nginx sends HTTP/1.0 with Connection: close upstream unless configured; edgeproxy keeps HTTP/1.1 connections",
-	"answers a proxy makes itself for errors and redirects (no upstream involved, status >= 300): only status and Location are compared, not nginx's HTML page",
+	"nginx's own HTML error and redirect pages (no upstream involved): only status, Location and the config's own headers are compared, not the page",
 	"gzip bytes: compared after decompression (the Content-Encoding header itself is compared)",
 	"limit_except … { deny all; }: edgeproxy's methods answer 405 with Allow where nginx answers 403 (SPEC §8 methods)",
 }
@@ -529,7 +529,8 @@ func compareAnswers(spec diffSpec, r diffRequest, ng, ed answerSeen, ngUp, edUp 
 		d = append(d, fmt.Sprintf("status: nginx %d, edgeproxy %d", ng.status, ed.status))
 	}
 	fromUpstream := len(ngUp) > 0
-	generatedError := !fromUpstream && ng.status >= 300 || limitExcept
+	// nginx's own error and redirect pages end in "<hr><center>nginx…".
+	generatedError := !fromUpstream && bytes.Contains(ng.body, []byte("<hr><center>nginx")) || limitExcept
 	names := append([]string{}, responseHeaders...)
 	names = append(names, spec.compare...)
 	for _, h := range names {

@@ -620,8 +620,12 @@ func (c *converter) limitKeys(o *output, f *fields, set *settings, proxied bool,
 		f.set("access", acc)
 	}
 	if set.authRealm.set && set.authRealm.v != "" && set.authFile.set {
-		f.set("basic_auth_file", set.authFile.v)
-		f.set("realm", set.authRealm.v)
+		if _, err := os.Stat(set.authFile.v); err != nil {
+			c.once(set.authFile.d, host, Blocking, fmt.Sprintf("%s cannot be read here, and edgeproxy -t checks it: %v", set.authFile.v, err))
+		} else {
+			f.set("basic_auth_file", set.authFile.v)
+			f.set("realm", set.authRealm.v)
+		}
 	}
 	if len(set.addHeaders.items) > 0 || len(set.hideHeaders.items) > 0 {
 		rh := &inline{}

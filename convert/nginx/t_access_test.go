@@ -14,13 +14,14 @@ func TestAllowDenyBecomeAccessInOrder(t *testing.T) {
 }
 
 func TestBasicAuth(t *testing.T) {
+	htpasswd := write(t, t.TempDir(), "htpasswd", "admin:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n")
 	c := convertSnippet(t, `server { listen 80;
   auth_basic "Admin";
-  auth_basic_user_file /etc/nginx/htpasswd;
+  auth_basic_user_file `+htpasswd+`;
   location /admin/ { proxy_pass http://127.0.0.1:9001; }
   location /public/ { auth_basic off; proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
 	admin, public := c.route(t, 1), c.route(t, 3)
-	if admin["basic_auth_file"] != "/etc/nginx/htpasswd" || admin["realm"] != "Admin" || public["basic_auth_file"] != nil {
+	if admin["basic_auth_file"] != htpasswd || admin["realm"] != "Admin" || public["basic_auth_file"] != nil {
 		t.Fatalf("routes %v / %v", admin, public)
 	}
 }
@@ -41,6 +42,13 @@ server { listen 80; location / { proxy_pass http://127.0.0.1:9001; } }`, AllCaps
 func TestSatisfyAnyIsBlocking(t *testing.T) {
 	c := convertSnippet(t, `server { listen 80; location / { satisfy any; proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
 	if !strings.Contains(c.finding("satisfy", 3), "blocking") {
+		t.Fatalf("findings %v", c.findings)
+	}
+}
+
+func TestBasicAuthFileMissingHereIsBlocking(t *testing.T) {
+	c := convertSnippet(t, `server { listen 80; location / { auth_basic "A"; auth_basic_user_file /nonexistent/htpasswd; proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
+	if !strings.Contains(c.finding("auth_basic_user_file", 3), "cannot be read here") || c.route(t, 0)["basic_auth_file"] != nil {
 		t.Fatalf("findings %v", c.findings)
 	}
 }

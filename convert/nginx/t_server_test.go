@@ -93,3 +93,15 @@ func TestUnknownDirectiveDoesNotStopTheRest(t *testing.T) {
 		t.Fatalf("the rest is still converted:\n%s", c.toml)
 	}
 }
+
+func TestSiteFileWithoutHTTPIsConvertedAsIfIncluded(t *testing.T) {
+	dir := t.TempDir()
+	path := write(t, dir, "default", "upstream app { server 127.0.0.1:9001; }\nserver {\n  listen 8080;\n  location / { proxy_pass http://app; proxy_set_header Host $http_host; }\n}\n")
+	res, err := Convert(path, Options{Caps: AllCaps()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Blocking() || !strings.Contains(string(res.TOML), `upstream = "app"`) {
+		t.Fatalf("findings %v\n%s", res.Findings, res.TOML)
+	}
+}
