@@ -27,10 +27,9 @@ type routeOut struct {
 
 // output is what finish assembles before writing it.
 type output struct {
-	server      fields
-	log         fields
-	compression fields
-	routes      []*routeOut
+	server fields
+	log    fields
+	routes []*routeOut
 }
 
 var validHostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]+)?$`)

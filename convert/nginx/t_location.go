@@ -29,9 +29,6 @@ type locScope struct {
 	match  *inline
 	parent *locScope
 	ifs    []*locScope
-	// dropped: a directive that decides what the location does was not
-	// carried, so no route is written for it (the directive is reported).
-	dropped bool
 }
 
 // answer is a fixed response: return, or a redirecting rewrite.

@@ -18,7 +18,6 @@ type upstreamBlock struct {
 	maxFails    int
 	failTimeout string
 	maxConns    int
-	mixed       bool // servers disagree on one of the above
 	balance     string
 	hashKey     string
 	idleTimeout string
@@ -27,11 +26,10 @@ type upstreamBlock struct {
 	hostD       *Directive
 	connect     string
 	connectD    *Directive
-	retries     int // -1: every other server (nginx's default)
 }
 
 func newUpstream(name string, d *Directive) *upstreamBlock {
-	return &upstreamBlock{name: name, d: d, maxFails: -1, maxConns: -1, retries: -1}
+	return &upstreamBlock{name: name, d: d, maxFails: -1, maxConns: -1}
 }
 
 func carryUpstream(s *scope, d *Directive) error {
