@@ -20,6 +20,11 @@ type Config struct {
 	Cache  Cache
 	// Compression is the [compression] table (SPEC §8).
 	Compression Compression
+
+	// Where each upstream and route was written (include.go), so an error
+	// names the file and line it comes from.
+	upstreamsFrom map[string]*source
+	routesFrom    []routeOrigin
 }
 
 // Server is the public listener.
@@ -81,8 +86,21 @@ type Upstream struct {
 // or return a fixed answer (SPEC §8). Its steps (access, auth, headers,
 // compression, error pages) are compiled by the proxy when it loads.
 type Route struct {
-	Host        string   `toml:"host"`
-	PathPrefix  string   `toml:"path_prefix"`
+	Host       string `toml:"host"`
+	PathPrefix string `toml:"path_prefix"`
+	// PathExact matches one path only (location =); PathRegex is RE2
+	// (location ~, ~* with CaseInsensitive). RegexStops on a prefix keeps
+	// regexes from being tried when it is the longest (location ^~).
+	PathExact       string     `toml:"path_exact"`
+	PathRegex       string     `toml:"path_regex"`
+	RegexStops      bool       `toml:"regex_stops"`
+	CaseInsensitive bool       `toml:"case_insensitive"`
+	Match           RouteMatch `toml:"match"`
+	// Internal routes answer only through error_pages, try_files or an
+	// upstream's X-Accel-Redirect.
+	Internal bool   `toml:"internal"`
+	Rewrite  string `toml:"rewrite"`
+
 	Name        string   `toml:"name"`
 	Upstream    string   `toml:"upstream"`
 	StripPrefix bool     `toml:"strip_prefix"`
@@ -95,6 +113,14 @@ type Route struct {
 	Location    string `toml:"location"`
 	Body        string `toml:"body"`
 	ContentType string `toml:"content_type"`
+
+	// Root serves files: root + the request path (nginx root). TryFiles
+	// are tried in order; the last is a fallback path, "@name" or "=404".
+	Root     string   `toml:"root"`
+	TryFiles []string `toml:"try_files"`
+	Index    []string `toml:"index"`
+	// Expires sets Cache-Control max-age (and Expires) on files.
+	Expires Duration `toml:"expires"`
 
 	// MaxBodyBytes overrides server.max_body_bytes; 0 = unlimited.
 	MaxBodyBytes  *Size `toml:"max_body_bytes"`
@@ -111,6 +137,21 @@ type Route struct {
 	ErrorPages      map[string]string `toml:"error_pages"`
 	InterceptErrors bool              `toml:"intercept_errors"`
 	AccessLog       bool              `toml:"access_log"`
+}
+
+// RouteMatch narrows a route to requests whose headers, query parameters
+// and cookies match these RE2 patterns (absent counts as "") and whose
+// client address is in one of Clients. All must hold.
+type RouteMatch struct {
+	Headers map[string]string `toml:"headers"`
+	Query   map[string]string `toml:"query"`
+	Cookies map[string]string `toml:"cookies"`
+	Clients []string          `toml:"clients"`
+}
+
+// Empty reports whether the match has no condition.
+func (m RouteMatch) Empty() bool {
+	return len(m.Headers) == 0 && len(m.Query) == 0 && len(m.Cookies) == 0 && len(m.Clients) == 0
 }
 
 // HeaderOps edit the request sent upstream (proxy_set_header): set
@@ -247,6 +288,7 @@ func DefaultCache() Cache {
 // that are on unless a route turns them off.
 func DefaultRoute() Route {
 	return Route{
+		Index:         []string{"index.html"},
 		ContentType:   "text/plain; charset=utf-8",
 		BufferRequest: true,
 		WebSocket:     true,

@@ -55,7 +55,12 @@ func TestExampleShowsDefaults(t *testing.T) {
 	}
 	r, dr := cfg.Routes[0], DefaultRoute()
 	dr.PathPrefix, dr.Upstream = r.PathPrefix, r.Upstream
+	if !r.Match.Empty() || len(r.TryFiles) != 0 || len(r.ErrorPages) != 0 || len(r.Methods) != 0 || len(r.Access) != 0 {
+		t.Errorf("routes[0] shows non-empty lists: %+v", r)
+	}
+	// Empty tables and lists decode as empty, not nil.
 	r.RequestHeaders, r.ResponseHeaders, r.ErrorPages, r.Methods, r.Access = dr.RequestHeaders, dr.ResponseHeaders, dr.ErrorPages, dr.Methods, dr.Access
+	r.Match, r.TryFiles = dr.Match, dr.TryFiles
 	if !reflect.DeepEqual(r, dr) {
 		t.Errorf("routes[0] differs from DefaultRoute():\n%+v\n%+v", r, dr)
 	}

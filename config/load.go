@@ -36,28 +36,39 @@ type rawFile struct {
 	Redis     toml.Primitive            `toml:"redis"`
 	Cache     toml.Primitive            `toml:"cache"`
 	Compress  toml.Primitive            `toml:"compression"`
+	Include   []string                  `toml:"include"`
 }
 
 // Parse is Load for text already read; path names the file in errors and
-// anchors relative paths.
+// anchors relative paths. The environment is read once, here.
 func Parse(path string, data []byte) (*Config, error) {
-	text := string(data)
-	loc := newLocator(text)
-	var errs Errors
-	place := func(e Error) Error {
-		e.File = path
-		if e.Line == 0 && e.Key != "" {
-			if p, ok := loc.find(e.Key); ok {
-				e.Line, e.Col = p.line, p.col
-			}
+	return parse(path, data, os.LookupEnv)
+}
+
+// source is one file of the config: the main one or an included one.
+type source struct {
+	path string
+	loc  *locator
+}
+
+func (s *source) place(e Error) Error {
+	e.File = s.path
+	if e.Line == 0 && e.Key != "" {
+		if p, ok := s.loc.find(e.Key); ok {
+			e.Line, e.Col = p.line, p.col
 		}
-		return e
 	}
+	return e
+}
+
+func parse(path string, data []byte, env func(string) (string, bool)) (*Config, error) {
+	main := &source{path: path, loc: newLocator(string(data))}
+	var errs Errors
 
 	var raw rawFile
-	md, err := toml.Decode(text, &raw)
+	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
-		return nil, Errors{place(decodeError(err, ""))}
+		return nil, Errors{main.place(decodeError(err, ""))}
 	}
 
 	cfg := &Config{
@@ -68,14 +79,15 @@ func Parse(path string, data []byte) (*Config, error) {
 		Redis:  DefaultRedis(),
 		Cache:  DefaultCache(),
 
-		Compression: DefaultCompression(),
+		Compression:   DefaultCompression(),
+		upstreamsFrom: map[string]*source{},
 	}
 	decode := func(key string, prim toml.Primitive, into any) {
 		if !md.IsDefined(strings.Split(key, ".")...) {
 			return
 		}
 		if err := md.PrimitiveDecode(prim, into); err != nil {
-			errs = append(errs, place(decodeError(err, key)))
+			errs = append(errs, main.place(decodeError(err, key)))
 		}
 	}
 	decode("server", raw.Server, &cfg.Server)
@@ -89,52 +101,86 @@ func Parse(path string, data []byte) (*Config, error) {
 		decode("coupon", raw.Coupon, &c)
 		cfg.Coupon = &c
 	}
-
-	names := make([]string, 0, len(raw.Upstreams))
-	for name := range raw.Upstreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	cfg.Upstreams = make(map[string]*Upstream, len(names))
-	for _, name := range names {
-		u := DefaultUpstream()
-		if err := md.PrimitiveDecode(raw.Upstreams[name], &u); err != nil {
-			errs = append(errs, place(decodeError(err, "upstreams."+name)))
-		}
-		cfg.Upstreams[name] = &u
-	}
-	for i, prim := range raw.Routes {
-		r := DefaultRoute()
-		if err := md.PrimitiveDecode(prim, &r); err != nil {
-			errs = append(errs, place(decodeError(err, "routes["+strconv.Itoa(i)+"]")))
-		}
-		cfg.Routes = append(cfg.Routes, r)
-	}
-
-	for _, k := range md.Undecoded() {
-		key := k.String()
-		if isChildOfFailedDecode(key, errs) {
-			continue
-		}
-		errs = append(errs, place(Error{Key: key, Msg: "unknown key"}))
-	}
+	cfg.Upstreams = make(map[string]*Upstream, len(raw.Upstreams))
+	errs = append(errs, cfg.decodeUpstreamsAndRoutes(md, main, raw.Upstreams, raw.Routes)...)
+	errs = append(errs, undecodedKeys(md, main, errs)...)
+	errs = append(errs, cfg.include(main, raw.Include)...)
 
 	var p problems
+	cfg.expandEnv(&p, env)
 	cfg.validate(&p)
 	for _, e := range p.list {
-		errs = append(errs, place(e))
+		errs = append(errs, cfg.place(main, e))
 	}
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool {
-			if errs[i].Line == 0 || errs[j].Line == 0 {
-				return errs[i].Line != 0 && errs[j].Line == 0
-			}
-			return errs[i].Line < errs[j].Line
-		})
+		sortErrors(errs, path)
 		return nil, errs
 	}
 	cfg.resolvePaths()
 	return cfg, nil
+}
+
+// decodeUpstreamsAndRoutes decodes the [upstreams.*] and [[routes]] of one
+// file, each over its defaults; routes are appended after those decoded
+// before.
+func (c *Config) decodeUpstreamsAndRoutes(md toml.MetaData, src *source, ups map[string]toml.Primitive, routes []toml.Primitive) Errors {
+	var errs Errors
+	names := make([]string, 0, len(ups))
+	for name := range ups {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if prev, dup := c.upstreamsFrom[name]; dup {
+			errs = append(errs, src.place(Error{Key: "upstreams." + name, Msg: "upstream " + name + " is already defined in " + prev.path}))
+			continue
+		}
+		u := DefaultUpstream()
+		if err := md.PrimitiveDecode(ups[name], &u); err != nil {
+			errs = append(errs, src.place(decodeError(err, "upstreams."+name)))
+		}
+		c.Upstreams[name] = &u
+		c.upstreamsFrom[name] = src
+	}
+	for i, prim := range routes {
+		r := DefaultRoute()
+		if err := md.PrimitiveDecode(prim, &r); err != nil {
+			errs = append(errs, src.place(decodeError(err, "routes["+strconv.Itoa(i)+"]")))
+		}
+		c.Routes = append(c.Routes, r)
+		c.routesFrom = append(c.routesFrom, routeOrigin{src: src, index: i})
+	}
+	return errs
+}
+
+func undecodedKeys(md toml.MetaData, src *source, failed Errors) Errors {
+	var errs Errors
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		if isChildOfFailedDecode(key, failed) {
+			continue
+		}
+		errs = append(errs, src.place(Error{Key: key, Msg: "unknown key"}))
+	}
+	return errs
+}
+
+// sortErrors puts the main file's errors first, then each included
+// file's, each in line order.
+func sortErrors(errs Errors, mainPath string) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i], errs[j]
+		if a.File != b.File {
+			if a.File == mainPath || b.File == mainPath {
+				return a.File == mainPath
+			}
+			return a.File < b.File
+		}
+		if a.Line == 0 || b.Line == 0 {
+			return a.Line != 0 && b.Line == 0
+		}
+		return a.Line < b.Line
+	})
 }
 
 var lineInMessage = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): `)
@@ -201,6 +247,7 @@ func (c *Config) resolvePaths() {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.BasicAuthFile = abs(r.BasicAuthFile)
+		r.Root = abs(r.Root)
 		for code, target := range r.ErrorPages {
 			if !strings.HasPrefix(target, "@") {
 				r.ErrorPages[code] = abs(target)

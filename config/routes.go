@@ -1,11 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 
 	"os"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 
@@ -15,12 +17,7 @@ import (
 // validateRoute checks one [[routes]] entry; every message names its key.
 func (c *Config) validateRoute(p *problems, i int, r *Route) {
 	k := "routes[" + strconv.Itoa(i) + "]"
-	switch {
-	case r.PathPrefix == "" && r.Name != "":
-		// A named route is reached only as "@name".
-	case !strings.HasPrefix(r.PathPrefix, "/"):
-		p.add(k+".path_prefix", "must start with '/' (got %q)", r.PathPrefix)
-	}
+	c.validateRouteMatch(p, k, r)
 	if err := checkRouteHost(r.Host); err != nil {
 		p.add(k+".host", "%v", err)
 	}
@@ -61,35 +58,188 @@ func (c *Config) validateRoute(p *problems, i int, r *Route) {
 	headerOps(p, k+".request_headers", r.RequestHeaders.Set, r.RequestHeaders.Add, r.RequestHeaders.Remove)
 	headerOps(p, k+".response_headers", r.ResponseHeaders.Set, r.ResponseHeaders.Add, r.ResponseHeaders.Remove)
 	c.validateErrorPages(p, k, r)
-	if r.PathPrefix != "" {
+	if path, kind := r.path(); path != "" {
 		for j := 0; j < i; j++ {
 			o := &c.Routes[j]
-			if strings.EqualFold(o.Host, r.Host) && o.PathPrefix == r.PathPrefix {
-				p.add(k+".path_prefix", "host %q and prefix %q are already routed by routes[%d]", r.Host, r.PathPrefix, j)
+			if op, okind := o.path(); op == path && okind == kind && strings.EqualFold(o.Host, r.Host) && o.Match.Empty() && o.Internal == r.Internal {
+				p.add(k+"."+kind, "host %q and %s %q are already routed by routes[%d], which has no match conditions: this route is never reached", r.Host, kind, path, j)
 			}
 		}
-		if cp := c.Coupon; cp != nil && strings.EqualFold(cp.Host, r.Host) && cp.PathPrefix == r.PathPrefix {
+		if cp := c.Coupon; cp != nil && kind == "path_prefix" && strings.EqualFold(cp.Host, r.Host) && cp.PathPrefix == r.PathPrefix {
 			p.add(k+".path_prefix", "prefix %q is already the coupon path_prefix", r.PathPrefix)
 		}
 	}
 }
 
+// path is the route's path and the key it came from.
+func (r *Route) path() (string, string) {
+	switch {
+	case r.PathExact != "":
+		return r.PathExact, "path_exact"
+	case r.PathRegex != "":
+		return r.PathRegex, "path_regex"
+	}
+	return r.PathPrefix, "path_prefix"
+}
+
+// validateRouteMatch checks what a route matches: one of path_prefix,
+// path_exact, path_regex (or none for a route reached only by name), and
+// its match conditions.
+func (c *Config) validateRouteMatch(p *problems, k string, r *Route) {
+	n := 0
+	for _, s := range []string{r.PathPrefix, r.PathExact, r.PathRegex} {
+		if s != "" {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		p.add(k+".path_prefix", "set one of path_prefix, path_exact and path_regex")
+	case n == 0 && r.Name == "":
+		p.add(k+".path_prefix", "is required (or path_exact, path_regex, or name for a route reached only as \"@name\")")
+	case r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/"):
+		p.add(k+".path_prefix", "must start with '/' (got %q)", r.PathPrefix)
+	case r.PathExact != "" && !strings.HasPrefix(r.PathExact, "/"):
+		p.add(k+".path_exact", "must start with '/' (got %q)", r.PathExact)
+	}
+	groups := 0
+	if r.PathRegex != "" {
+		pattern := r.PathRegex
+		if r.CaseInsensitive {
+			pattern = "(?i)" + pattern
+		}
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			p.add(k+".path_regex", "%q is not an RE2 regular expression (Go regexp syntax; no lookaround or backreferences): %v", r.PathRegex, regexCause(err))
+		} else {
+			groups = re.NumSubexp()
+		}
+	}
+	if r.StripPrefix && r.PathPrefix == "" {
+		p.add(k+".strip_prefix", "applies to path_prefix routes only; use rewrite with path_regex")
+	}
+	if r.RegexStops && r.PathPrefix == "" {
+		p.add(k+".regex_stops", "applies to path_prefix routes only (location ^~)")
+	}
+	if r.CaseInsensitive && r.PathRegex == "" {
+		p.add(k+".case_insensitive", "applies to path_regex routes only (location ~*)")
+	}
+	if r.Rewrite != "" {
+		if !strings.HasPrefix(r.Rewrite, "/") && !strings.HasPrefix(r.Rewrite, "$") {
+			p.add(k+".rewrite", "must be a path starting with '/' (got %q)", r.Rewrite)
+		}
+		if t, err := vars.Parse(r.Rewrite); err != nil {
+			p.add(k+".rewrite", "%v", err)
+		} else if t.MaxCapture() > groups {
+			p.add(k+".rewrite", "uses $%d but path_regex has %d capture groups", t.MaxCapture(), groups)
+		}
+		if r.StripPrefix {
+			p.add(k+".strip_prefix", "strip_prefix and rewrite both change the path: set one")
+		}
+	}
+	if r.Internal && r.Name == "" && n == 0 {
+		p.add(k+".internal", "an internal route needs a path or a name to be reached by")
+	}
+	m := &r.Match
+	for _, part := range []struct {
+		name string
+		m    map[string]string
+	}{{"headers", m.Headers}, {"query", m.Query}, {"cookies", m.Cookies}} {
+		for name, pattern := range part.m {
+			if _, err := regexp.Compile(pattern); err != nil {
+				p.add(k+".match."+part.name+"."+name, "%q is not an RE2 regular expression: %v", pattern, regexCause(err))
+			}
+		}
+	}
+	for j, cidr := range m.Clients {
+		if _, err := ParsePrefix(cidr); err != nil {
+			p.add(fmt.Sprintf("%s.match.clients[%d]", k, j), "%v", err)
+		}
+	}
+}
+
+// regexCause is the reason without the pattern the message already shows.
+func regexCause(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return string(se.Code)
+	}
+	return err.Error()
+}
+
 // validateRouteTarget: a route does exactly one thing.
 func (c *Config) validateRouteTarget(p *problems, k string, r *Route) {
+	var targets []string
+	if r.Upstream != "" {
+		targets = append(targets, "upstream")
+	}
+	if r.Return != 0 {
+		targets = append(targets, "return")
+	}
+	if r.Root != "" {
+		targets = append(targets, "root")
+	}
 	switch {
-	case r.Upstream != "" && r.Return != 0:
-		p.add(k+".return", "a route either forwards (upstream) or answers (return), not both")
-	case r.Upstream == "" && r.Return == 0:
-		p.add(k+".upstream", "is required (or return = STATUS for a fixed answer)")
-	case r.Upstream != "":
+	case len(targets) > 1:
+		p.add(k+"."+targets[1], "a route does one thing: set one of upstream, return and root (got %s)", strings.Join(targets, ", "))
+		return
+	case len(targets) == 0:
+		p.add(k+".upstream", "is required (or return = STATUS for a fixed answer, or root for files)")
+		return
+	}
+	if r.Root == "" && len(r.TryFiles) > 0 {
+		p.add(k+".try_files", "needs root")
+	}
+	switch targets[0] {
+	case "upstream":
 		if _, ok := c.Upstreams[r.Upstream]; !ok {
 			p.add(k+".upstream", "names upstream %q, which is not defined in [upstreams]", r.Upstream)
 		}
 		if r.Location != "" || r.Body != "" {
 			p.add(k+".location", "location and body belong to return routes")
 		}
-	default:
+	case "return":
 		c.validateReturn(p, k, r)
+	case "root":
+		c.validateFiles(p, k, r)
+	}
+}
+
+// validateFiles checks a file route: its root is a readable folder and
+// its try_files entries compile.
+func (c *Config) validateFiles(p *problems, k string, r *Route) {
+	if fi, err := os.Stat(c.abs(r.Root)); err != nil {
+		p.add(k+".root", "cannot read %s: %v", r.Root, pathCause(err))
+	} else if !fi.IsDir() {
+		p.add(k+".root", "%s is not a folder", r.Root)
+	}
+	for j, f := range r.TryFiles {
+		key := fmt.Sprintf("%s.try_files[%d]", k, j)
+		last := j == len(r.TryFiles)-1
+		switch {
+		case strings.HasPrefix(f, "@"):
+			if !last {
+				p.add(key, "a named route can only be the last entry")
+			} else if !c.hasRouteNamed(f[1:]) {
+				p.add(key, "names route %q, but no route has name = %q", f, f[1:])
+			}
+		case strings.HasPrefix(f, "="):
+			if n, err := strconv.Atoi(f[1:]); !last || err != nil || n < 200 || n > 599 {
+				p.add(key, "\"=STATUS\" must be the last entry, with a status 200..599 (got %q)", f)
+			}
+		case !strings.HasPrefix(f, "/") && !strings.HasPrefix(f, "$"):
+			p.add(key, "must be a path starting with '/' or a variable like $uri (got %q)", f)
+		default:
+			template(p, key, f)
+		}
+	}
+	for j, name := range r.Index {
+		if name == "" || strings.Contains(name, "/") {
+			p.add(fmt.Sprintf("%s.index[%d]", k, j), "must be a file name (got %q)", name)
+		}
+	}
+	if r.Expires.Duration < 0 {
+		p.add(k+".expires", "must not be negative")
 	}
 }
 

@@ -20,7 +20,7 @@ func TestRouteKeysAreValidated(t *testing.T) {
 		{"unknown variable in location", routeBase + "return = 301\nlocation = \"https://$hots$request_uri\"\n",
 			[]string{"f.toml:7:1: routes[0].location: unknown variable $hots"}},
 		{"upstream and return", routeBase + "upstream = \"a\"\nreturn = 200\n",
-			[]string{"f.toml:7:1: routes[0].return: a route either forwards"}},
+			[]string{"f.toml:7:1: routes[0].return: a route does one thing"}},
 		{"neither", routeBase + "strip_prefix = true\n",
 			[]string{"routes[0].upstream: is required"}},
 		{"redirect without location", routeBase + "return = 302\n",

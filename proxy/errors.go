@@ -73,6 +73,7 @@ var errorBodies = map[int][]byte{
 	fasthttp.StatusRequestTimeout:              []byte(`{"error":"request timeout"}`),
 	fasthttp.StatusRequestEntityTooLarge:       []byte(`{"error":"request body too large"}`),
 	fasthttp.StatusRequestHeaderFieldsTooLarge: []byte(`{"error":"request header fields too large"}`),
+	fasthttp.StatusInternalServerError:         []byte(`{"error":"internal error"}`),
 	fasthttp.StatusBadGateway:                  []byte(`{"error":"bad gateway"}`),
 	fasthttp.StatusServiceUnavailable:          []byte(`{"error":"service unavailable"}`),
 	fasthttp.StatusGatewayTimeout:              []byte(`{"error":"gateway timeout"}`),

@@ -24,14 +24,27 @@ type exchange struct {
 	// remoteAddr is $remote_addr, computed when first read (vars.go).
 	remoteAddr netip.Addr
 	remoteSet  bool
-	// captures are path_regex submatch offsets into the path.
-	captures []int
+	// matchPath is the cleaned path routes match (matchpath.go), in the
+	// request's storage or in normPath; captures are path_regex submatch
+	// offsets into it.
+	matchPath      []byte
+	normPath       []byte
+	redirectPath   []byte // the path of an internal redirect
+	redirectTarget []byte // an upstream's X-Accel-Redirect, copied
+	captures       []int
+	hostKey        []byte        // lower-case host without port, for the router
+	nodes          []*prefixNode // the router's scratch
+	// internalRedirect: the request was sent here by error_pages,
+	// try_files or X-Accel-Redirect, so internal routes take it.
+	internalRedirect bool
 
 	answeredBy     answeredBy
 	upstreamStatus int  // the upstream's status, 0 when none answered
 	intercepted    bool // the upstream's error answer is replaced by a page
 	inErrorPage    bool
 	noLog          bool
+	redirects      int   // internal redirects so far; nginx allows 10
+	bodySize       int64 // length of a response body stream that is not an upstream's
 
 	start, end time.Time
 	clientAddr netip.Addr
@@ -85,22 +98,27 @@ type exchangeKey struct{}
 func (ex *exchange) reset() {
 	srv := ex.srv
 	*ex = exchange{
-		srv:       srv,
-		requestID: ex.requestID[:0],
-		client:    ex.client[:0],
-		method:    ex.method[:0],
-		host:      ex.host[:0],
-		target:    ex.target[:0],
-		cache:     ex.cache[:0],
-		line:      ex.line[:0],
-		hfields:   ex.hfields[:0],
-		tokens:    ex.tokens[:0],
-		uri:       ex.uri[:0],
-		xff:       ex.xff[:0],
-		body:      ex.body[:0],
-		scratch:   ex.scratch[:0],
-		names:     ex.names[:0],
-		captures:  ex.captures[:0],
+		srv:            srv,
+		requestID:      ex.requestID[:0],
+		client:         ex.client[:0],
+		method:         ex.method[:0],
+		host:           ex.host[:0],
+		target:         ex.target[:0],
+		cache:          ex.cache[:0],
+		line:           ex.line[:0],
+		hfields:        ex.hfields[:0],
+		tokens:         ex.tokens[:0],
+		uri:            ex.uri[:0],
+		xff:            ex.xff[:0],
+		body:           ex.body[:0],
+		scratch:        ex.scratch[:0],
+		names:          ex.names[:0],
+		captures:       ex.captures[:0],
+		normPath:       ex.normPath[:0],
+		redirectPath:   ex.redirectPath[:0],
+		redirectTarget: ex.redirectTarget[:0],
+		hostKey:        ex.hostKey[:0],
+		nodes:          ex.nodes[:0],
 	}
 }
 

@@ -56,7 +56,7 @@ func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.Reque
 	out.Header.SetMethodBytes(in.Header.Method())
 
 	path, query := splitTarget(in.Header.RequestURI())
-	ex.uri = appendUpstreamURI(ex.uri[:0], path, query, rt)
+	ex.uri = appendUpstreamURI(ex.uri[:0], path, query, ex)
 	out.SetRequestURIBytes(ex.uri)
 
 	var edit *headerEdit
@@ -184,9 +184,20 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange, out *fasthttp
 
 // appendUpstreamURI builds the origin-form target sent upstream: the path
 // byte for byte (with the route's prefix cut when strip_prefix is set, still
-// starting with "/"), then the query byte for byte.
-func appendUpstreamURI(dst, path, query []byte, rt *route) []byte {
+// starting with "/", or replaced by the route's rewrite), then the query
+// byte for byte.
+func appendUpstreamURI(dst, path, query []byte, ex *exchange) []byte {
+	rt := ex.rt
+	if rt != nil && rt.rewrite != nil {
+		return append(rt.rewrite.Append(dst, ex), query...)
+	}
 	if rt != nil && rt.stripPrefix {
+		if cleaned := ex.matchPath; len(cleaned) > 0 && &cleaned[0] != &path[0] {
+			// The prefix matched the cleaned path: cut it there, as nginx
+			// does, and send the rest escaped again.
+			dst = appendEscapedPath(dst, cleaned[len(rt.prefix):], len(cleaned) == len(rt.prefix))
+			return append(dst, query...)
+		}
 		rest := path[len(rt.prefix):]
 		if len(rest) == 0 || rest[0] != '/' {
 			dst = append(dst, '/')
@@ -227,6 +238,16 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, ex *exchange, resp *fasthttp.Re
 	status := resp.StatusCode()
 	ex.answeredBy = answeredByUpstream
 	ex.upstreamStatus = status
+	if accel := resp.Header.Peek("X-Accel-Redirect"); len(accel) > 0 && ex.rt != nil {
+		// The upstream hands the answer to another route (usually an
+		// internal file route); its own body is dropped, the header never
+		// reaches the client, and what it says about the download stays.
+		ex.redirectTarget = append(ex.redirectTarget[:0], accel...)
+		keepAccelHeaders(&ctx.Response.Header, &resp.Header)
+		fasthttp.ReleaseResponse(resp)
+		s.redirectInternally(ctx, ex, ex.redirectTarget)
+		return
+	}
 	if ex.rt != nil && ex.rt.errorPages.intercepts(status) {
 		fasthttp.ReleaseResponse(resp)
 		ex.intercepted = true
@@ -284,4 +305,48 @@ func readFull(dst []byte, r io.Reader, n int) ([]byte, error) {
 	dst = dst[:n]
 	_, err := io.ReadFull(r, dst)
 	return dst, err
+}
+
+// appendEscapedPath appends a decoded path with the bytes that cannot
+// stand in a path percent-encoded; empty gets "/".
+func appendEscapedPath(dst, p []byte, empty bool) []byte {
+	if empty || len(p) == 0 || p[0] != '/' {
+		dst = append(dst, '/')
+	}
+	const hex = "0123456789ABCDEF"
+	for _, c := range p {
+		if c <= ' ' || c >= 0x7f || c == '%' || c == '?' || c == '#' {
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// accelKept are the upstream's fields an X-Accel-Redirect answer keeps,
+// as nginx does: how the client is to store or name the download.
+var accelKept = []string{"Content-Disposition", "Cache-Control", "Expires", "Set-Cookie"}
+
+func keepAccelHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	for k, v := range src.All() {
+		for _, name := range accelKept {
+			if string(k) == name || bytesEqualFoldString(k, name) {
+				dst.AddBytesKV(k, v)
+			}
+		}
+	}
+}
+
+func bytesEqualFoldString(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i]|0x20, s[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

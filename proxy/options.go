@@ -87,8 +87,21 @@ type RouteOptions struct {
 	Name string
 	Host string
 	// PathPrefix is the prefix matched; "" for a route reached only by
-	// its name.
-	PathPrefix  string
+	// its name. PathExact (nginx =) and PathRegex (~, ~* with
+	// CaseInsensitive) match otherwise; RegexStops is nginx's ^~.
+	PathPrefix      string
+	PathExact       string
+	PathRegex       string
+	CaseInsensitive bool
+	RegexStops      bool
+	Match           MatchOptions
+	// Internal routes answer only through error pages, try_files or an
+	// upstream's X-Accel-Redirect.
+	Internal bool
+	// Rewrite is the path sent upstream (a template: $1… from PathRegex);
+	// the query is kept.
+	Rewrite string
+
 	Upstream    string
 	Handler     fasthttp.RequestHandler
 	StripPrefix bool
@@ -101,6 +114,14 @@ type RouteOptions struct {
 	Location    string
 	Body        string
 	ContentType string
+
+	// Root serves files from this folder: Root + the request path. Index
+	// names a folder's file; TryFiles is nginx's try_files (the last entry
+	// a fallback path, "@name" or "=STATUS"); Expires sets max-age.
+	Root     string
+	TryFiles []string
+	Index    []string
+	Expires  time.Duration
 
 	// Methods, when set, are the only ones allowed (GET brings HEAD);
 	// others get 405 with Allow.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/edgeproxy/edgeproxy/internal/vars"
 )
@@ -12,7 +13,14 @@ type route struct {
 	name        string
 	host        []byte // lower case, no port; "" any
 	wildcard    bool   // host is ".example.com" matched as a suffix
-	prefix      []byte
+	prefix      []byte // the prefix, the exact path, or a regex's anchored literal start
+	kind        matchKind
+	re          *regexp.Regexp // path_regex
+	regexStops  bool
+	captures    bool        // rewrite or a variable reads $1…$9
+	conds       *matchConds // nil: no match conditions
+	internal    bool
+	rewrite     *vars.Template
 	stripPrefix bool
 	upstream    *upstream // the forwarding target's group, nil otherwise
 	timeout     int64     // nanoseconds; 0 = upstream's response timeout
@@ -39,7 +47,10 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 		noAccessLog: ro.NoAccessLog, maxBodyBytes: st.maxBodyBytes}
 	r.host, r.wildcard = parseRouteHost(ro.Host)
 	if r.name == "" {
-		r.name = ro.Host + ro.PathPrefix
+		r.name = routeLabel(ro)
+	}
+	if err := r.compileMatching(ro); err != nil {
+		return nil, err
 	}
 	switch {
 	case ro.MaxBodyBytes == Unlimited:
@@ -69,6 +80,12 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	switch {
 	case ro.Handler != nil:
 		r.target = handlerTarget{h: ro.Handler}
+	case ro.Root != "":
+		f, err := newFileTarget(s, ro)
+		if err != nil {
+			return nil, err
+		}
+		r.target = f
 	case ro.Return != 0:
 		a, err := compileAnswer(ro)
 		if err != nil {
@@ -108,6 +125,34 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 		r.responseSteps = append(r.responseSteps, st.compress)
 	}
 	return r, nil
+}
+
+// compileMatching sets what the route matches: its path, regex, match
+// conditions, and the rewrite its captures feed.
+func (r *route) compileMatching(ro RouteOptions) error {
+	r.internal = ro.Internal
+	r.regexStops = ro.RegexStops
+	switch {
+	case ro.PathExact != "":
+		r.kind, r.prefix = matchExact, []byte(ro.PathExact)
+	case ro.PathRegex != "":
+		re, anchor, err := compileRouteRegex(ro.PathRegex, ro.CaseInsensitive)
+		if err != nil {
+			return fmt.Errorf("path_regex: %w", err)
+		}
+		r.kind, r.re, r.prefix = matchRegex, re, anchor
+	}
+	var err error
+	if r.conds, err = compileMatch(ro.Match); err != nil {
+		return fmt.Errorf("match: %w", err)
+	}
+	if ro.Rewrite != "" {
+		if r.rewrite, err = vars.Parse(ro.Rewrite); err != nil {
+			return fmt.Errorf("rewrite: %w", err)
+		}
+	}
+	r.captures = r.re != nil && r.re.NumSubexp() > 0
+	return nil
 }
 
 func compileAnswer(ro RouteOptions) (*answer, error) {

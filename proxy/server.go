@@ -142,7 +142,7 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		if ro.Name != "" {
 			st.named[ro.Name] = r
 		}
-		if ro.PathPrefix != "" {
+		if ro.PathPrefix != "" || ro.PathExact != "" || ro.PathRegex != "" {
 			routes = append(routes, r)
 		}
 	}
@@ -151,8 +151,13 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 }
 
 func routeLabel(ro RouteOptions) string {
-	if ro.Name != "" {
+	switch {
+	case ro.Name != "":
 		return ro.Name
+	case ro.PathExact != "":
+		return ro.Host + "=" + ro.PathExact
+	case ro.PathRegex != "":
+		return ro.Host + "~" + ro.PathRegex
 	}
 	return ro.Host + ro.PathPrefix
 }
@@ -248,11 +253,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ex.st = st
 	ex.requestID = s.appendRequestID(ex.requestID[:0])
 
-	path, _ := splitTarget(ctx.Request.Header.RequestURI())
 	var rt *route
 	status, headErr := checkRequestHead(&ctx.Request.Header)
 	if status == 0 {
-		rt = st.router.match(ctx.Request.Header.Host(), path)
+		raw, _ := splitTarget(ctx.Request.Header.RequestURI())
+		var err error
+		if ex.matchPath, ex.normPath, err = matchPath(ex.normPath, raw); err != nil {
+			status, headErr = fasthttp.StatusBadRequest, err
+		} else {
+			rt = st.router.match(ctx.Request.Header.Host(), ex.matchPath, ex)
+		}
 	}
 	ex.metrics = &s.noRoute
 	switch {
@@ -272,7 +282,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ex.ctx = nil // nothing of the request is read after the handler
 	ex.status = ctx.Response.StatusCode()
 	if !ex.streaming {
-		ex.bytesOut = int64(len(ctx.Response.Body()))
+		if ctx.Response.IsBodyStream() {
+			ex.bytesOut = ex.bodySize // Body() would read the stream into memory
+		} else {
+			ex.bytesOut = int64(len(ctx.Response.Body()))
+		}
 		s.finish(ex)
 	}
 	// A streaming exchange is finished by its body's CloseWithError.

@@ -31,6 +31,11 @@ func (ex *exchange) AppendVar(dst []byte, v *vars.Var) []byte {
 	case vars.RequestURI:
 		return append(dst, h.RequestURI()...)
 	case vars.URI:
+		// nginx's $uri: the clean path being served, which an internal
+		// redirect changes.
+		if ex.matchPath != nil {
+			return append(dst, ex.matchPath...)
+		}
 		path, _ := splitTarget(h.RequestURI())
 		return append(dst, path...)
 	case vars.Args:
@@ -72,8 +77,7 @@ func (ex *exchange) capture(n int) []byte {
 	if 2*n+1 >= len(ex.captures) || ex.captures[2*n] < 0 {
 		return nil
 	}
-	path, _ := splitTarget(ex.ctx.Request.Header.RequestURI())
-	return path[ex.captures[2*n]:ex.captures[2*n+1]]
+	return ex.matchPath[ex.captures[2*n]:ex.captures[2*n+1]]
 }
 
 // peekFold finds a request field by name in any case: the server keeps

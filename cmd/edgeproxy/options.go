@@ -72,12 +72,27 @@ func proxyOptions(c *config.Config) proxy.Options {
 // routeOptions turns one [[routes]] entry into the proxy's RouteOptions.
 func routeOptions(r *config.Route) proxy.RouteOptions {
 	ro := proxy.RouteOptions{
-		Name:                  r.Name,
-		Host:                  r.Host,
-		PathPrefix:            r.PathPrefix,
+		Name:            r.Name,
+		Host:            r.Host,
+		PathPrefix:      r.PathPrefix,
+		PathExact:       r.PathExact,
+		PathRegex:       r.PathRegex,
+		CaseInsensitive: r.CaseInsensitive,
+		RegexStops:      r.RegexStops,
+		Internal:        r.Internal,
+		Rewrite:         r.Rewrite,
+		Match: proxy.MatchOptions{
+			Headers: r.Match.Headers,
+			Query:   r.Match.Query,
+			Cookies: r.Match.Cookies,
+		},
 		Upstream:              r.Upstream,
 		StripPrefix:           r.StripPrefix,
 		Timeout:               r.Timeout.Duration,
+		Root:                  r.Root,
+		TryFiles:              r.TryFiles,
+		Index:                 r.Index,
+		Expires:               r.Expires.Duration,
 		Return:                r.Return,
 		Location:              r.Location,
 		Body:                  r.Body,
@@ -98,6 +113,11 @@ func routeOptions(r *config.Route) proxy.RouteOptions {
 		ro.MaxBodyBytes = int64(*r.MaxBodyBytes)
 		if ro.MaxBodyBytes == 0 {
 			ro.MaxBodyBytes = proxy.Unlimited
+		}
+	}
+	for _, cidr := range r.Match.Clients {
+		if p, err := config.ParsePrefix(cidr); err == nil {
+			ro.Match.Clients = append(ro.Match.Clients, p)
 		}
 	}
 	for _, rule := range r.Access {
