@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"mime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,9 +38,11 @@ func loadErrorPages(pages map[int]string, intercept bool) (*errorPagesStep, erro
 		if err != nil {
 			return nil, fmt.Errorf("error page %d: %w", code, err)
 		}
-		ct := mime.TypeByExtension(filepath.Ext(target))
+		// The types file routes use (nginx's mime.types): Go's mime
+		// package would add "; charset=utf-8", which nginx does not.
+		ct := nginxTypes[strings.ToLower(strings.TrimPrefix(filepath.Ext(target), "."))]
 		if ct == "" {
-			ct = "text/html; charset=utf-8"
+			ct = "text/html"
 		}
 		e.pages[code] = errorPage{body: body, contentType: []byte(ct)}
 	}

@@ -293,14 +293,20 @@ func (c *converter) slashRedirect(s *serverScope, l *locScope) *locScope {
 		c.once(l.d, "", Blocking, fmt.Sprintf("nginx answers %s with a 301 to %s; %s", bare, l.path, missingCaps(c.caps.Missing(CapPathExact, CapReturn)).why))
 		return nil
 	}
+	return &locScope{d: l.d, srv: s, set: s.set, kind: locExact, path: bare,
+		ret: &answer{code: 301, location: l.path, relative: true, d: l.d}}
+}
+
+// redirectBase is how nginx makes a redirect absolute: the Host name, and
+// the port unless it is the scheme's own (port_in_redirect on).
+func redirectBase(s *serverScope) string {
 	port := ":$server_port"
 	for _, ls := range s.listens {
 		if ls.port == "80" && !ls.ssl || ls.port == "443" && ls.ssl {
 			port = ""
 		}
 	}
-	return &locScope{d: l.d, srv: s, set: s.set, kind: locExact, path: bare,
-		ret: &answer{code: 301, location: "$scheme://$host" + port + l.path, d: l.d}}
+	return "$scheme://$host" + port
 }
 
 func hasRegex(s *serverScope) bool {
@@ -385,6 +391,11 @@ func (c *converter) route(o *output, srv *serverScope, loc *locScope, host strin
 	}
 	switch {
 	case ret != nil:
+		if ret.relative {
+			abs := *ret
+			abs.location = redirectBase(srv) + ret.location
+			ret = &abs
+		}
 		c.returnKeys(f, set, ret)
 	case proxy != nil:
 		if !c.proxyKeys(o, f, set, proxy, host) {

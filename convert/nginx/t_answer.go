@@ -124,10 +124,10 @@ func carryRewrite(s *scope, d *Directive) error {
 	} else {
 		return blocking("a redirect that keeps the query string needs $is_args, which edgeproxy lacks; end the target with \"?\" to drop the query")
 	}
-	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") && !strings.HasPrefix(target, "$scheme://") {
-		target = "$scheme://$http_host" + target
-	}
-	loc := &locScope{d: d, srv: s.srv, set: s.set, kind: locRegex, path: re, ret: &answer{code: code, location: target, d: d}}
+	a := &answer{code: code, location: target, d: d}
+	// nginx makes a relative target absolute with the Host and its port.
+	a.relative = !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") && !strings.HasPrefix(target, "$scheme://")
+	loc := &locScope{d: d, srv: s.srv, set: s.set, kind: locRegex, path: re, ret: a}
 	s.srv.redirects = append(s.srv.redirects, loc)
 	return nil
 }

@@ -44,7 +44,7 @@ func TestReturnWinsOverProxyPassInALocation(t *testing.T) {
 func TestServerRewriteRedirect(t *testing.T) {
 	c := convertSnippet(t, `server { listen 80; rewrite ^/old/(.*)$ /new/$1? permanent; location / { return 204; } }`, AllCaps())
 	r := c.route(t, 0)
-	if r["path_regex"] != "^/old/(.*)$" || r["return"] != int64(301) || r["location"] != "$scheme://$http_host/new/$1" {
+	if r["path_regex"] != "^/old/(.*)$" || r["return"] != int64(301) || r["location"] != "$scheme://$host/new/$1" {
 		t.Fatalf("route %v", r)
 	}
 	c = convertSnippet(t, `server { listen 80; rewrite ^/old/(.*)$ /new/$1 permanent; location / { return 204; } }`, AllCaps())

@@ -37,6 +37,9 @@ type answer struct {
 	location string
 	body     string
 	d        *Directive
+	// relative: location is a path that nginx prefixes with
+	// scheme://host[:port] (absolute_redirect on).
+	relative bool
 }
 
 func carryLocation(s *scope, d *Directive) error {
