@@ -384,6 +384,9 @@ func (c *converter) route(o *output, srv *serverScope, loc *locScope, host strin
 	if len(loc.methods) > 0 {
 		f.set("methods", loc.methods)
 	}
+	if loc.internal {
+		f.set("internal", true)
+	}
 	set := loc.set
 	proxy, ret := loc.proxy, loc.ret
 	if loc.parent != nil && proxy == nil && ret == nil {

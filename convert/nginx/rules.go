@@ -199,7 +199,7 @@ func rules() []rule {
 		blockingRule("add_trailer", hsli, whyNotYet),
 		blockingRule("set", sli, "nginx variables set by the config are not supported"),
 		blockingRule("stub_status", sli, "edgeproxy's status is /status and /metrics on the admin listener"),
-		blockingRule("internal", cLocation, whyNotYet+" (routes.internal)"),
+		carried("internal", cLocation, 0, 0, "internal = true (reached only through error_page, try_files or X-Accel-Redirect)", carryInternal, CapInternal),
 
 		// Files.
 		carried("root", hsli, 1, 1, "root of a file route (needs routes.root; also finds error_page files)", carryRoot),

@@ -26,9 +26,10 @@ type locScope struct {
 	ret      *answer
 	methods  []string
 	// match and parent: an `if` copy of its parent location.
-	match  *inline
-	parent *locScope
-	ifs    []*locScope
+	match    *inline
+	parent   *locScope
+	ifs      []*locScope
+	internal bool
 }
 
 // answer is a fixed response: return, or a redirecting rewrite.
@@ -173,5 +174,10 @@ func compileRE2(re string) error {
 	if _, err := regexp.Compile(re); err != nil {
 		return blocking("regular expression %q uses PCRE syntax RE2 lacks: %v", re, err)
 	}
+	return nil
+}
+
+func carryInternal(s *scope, d *Directive) error {
+	s.loc.internal = true
 	return nil
 }

@@ -106,3 +106,10 @@ func TestIfOnOtherConditionsIsBlocking(t *testing.T) {
 		t.Fatalf("findings %v", c.findings)
 	}
 }
+
+func TestInternalLocation(t *testing.T) {
+	c := convertSnippet(t, `server { listen 80; location /protected/ { internal; root /srv; } }`, AllCaps())
+	if r := c.route(t, 0); r["internal"] != true || r["root"] != "/srv" {
+		t.Fatalf("route %v", r)
+	}
+}
