@@ -257,6 +257,12 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 <td>{{.Route.Target}}</td><td class="num">{{.Total}}</td><td class="num">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Errors5xx}}</td></tr>
 {{end}}</table>
 
+<h2>Tunnels (WebSocket and other upgrades)</h2>
+<table id="tunnels"><tr><th>open</th><th>cap (max_upgraded_conns)</th><th>opened since start</th><th>bytes to upstream</th><th>bytes to clients</th><th>idle timeout</th></tr>
+{{with .Proxy.Tunnels}}<tr><td class="num" id="tunnels-open">{{.Open}}</td><td class="num">{{if .Max}}{{.Max}}{{else}}none{{end}}</td><td class="num">{{.Opened}}</td>
+<td class="num">{{.BytesToUpstream}}</td><td class="num">{{.BytesToClient}}</td><td>{{.IdleTimeout}}</td></tr>{{end}}
+</table>
+
 {{with .Coupons}}
 <h2>Coupon cache</h2>
 <table id="coupons">

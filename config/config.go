@@ -43,6 +43,9 @@ type Server struct {
 	// BufferBodyBytes: request bodies up to this size are read whole before
 	// forwarding, so an idempotent request can be retried; larger ones stream.
 	BufferBodyBytes Size `toml:"buffer_body_bytes"`
+	// Resolver is the DNS server ("host:port") for upstream host names;
+	// "" is the system's.
+	Resolver string `toml:"resolver"`
 	// UpgradeIdleTimeout closes a tunnel (WebSocket …) idle this long.
 	UpgradeIdleTimeout Duration `toml:"upgrade_idle_timeout"`
 	// MaxUpgradedConns caps open tunnels; more upgrades get 503.
@@ -80,6 +83,17 @@ type Upstream struct {
 	// ConnWaitTimeout bounds how long a request waits for a free pooled
 	// connection once max_conns_per_server are busy.
 	ConnWaitTimeout Duration `toml:"conn_wait_timeout"`
+	// ResolveInterval re-resolves host names in servers; every address
+	// becomes a server.
+	ResolveInterval Duration `toml:"resolve_interval"`
+	// HashKey is what balance = "hash" hashes (a template).
+	HashKey string `toml:"hash_key"`
+	// https:// servers.
+	TLSServerName         string `toml:"tls_server_name"`
+	TLSCAFile             string `toml:"tls_ca_file"`
+	TLSCertFile           string `toml:"tls_cert_file"`
+	TLSKeyFile            string `toml:"tls_key_file"`
+	TLSInsecureSkipVerify bool   `toml:"tls_insecure_skip_verify"`
 }
 
 // Route matches requests and then does one thing: forward to an upstream
@@ -256,6 +270,8 @@ func DefaultUpstream() Upstream {
 		HealthInterval:    dur(5 * time.Second),
 		HealthTimeout:     dur(2 * time.Second),
 		ConnWaitTimeout:   dur(time.Second),
+		ResolveInterval:   dur(30 * time.Second),
+		HashKey:           "$remote_addr",
 	}
 }
 

@@ -244,6 +244,9 @@ func (c *Config) resolvePaths() {
 	if c.Coupon != nil {
 		c.Coupon.File = abs(c.Coupon.File)
 	}
+	for _, u := range c.Upstreams {
+		u.TLSCAFile, u.TLSCertFile, u.TLSKeyFile = abs(u.TLSCAFile), abs(u.TLSCertFile), abs(u.TLSKeyFile)
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.BasicAuthFile = abs(r.BasicAuthFile)

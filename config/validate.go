@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,6 +38,11 @@ func (c *Config) validate(p *problems) {
 		p.add("server.tls_cert_file", "tls_cert_file and tls_key_file must be set together")
 	}
 
+	if s.Resolver != "" {
+		if err := checkHostPort(s.Resolver); err != nil {
+			p.add("server.resolver", "%v", err)
+		}
+	}
 	listenAddr(p, "admin.listen", c.Admin.Listen)
 	if c.Admin.Listen != "" && c.Admin.Listen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
 		p.add("admin.listen", "must differ from server.listen (%s): the admin listener is never public", s.Listen)
@@ -85,7 +91,7 @@ func (c *Config) validateUpstream(p *problems, name string, u *Upstream) {
 	seen := map[string]bool{}
 	for i, s := range u.Servers {
 		key := k + ".servers[" + strconv.Itoa(i) + "]"
-		if err := checkHostPort(s); err != nil {
+		if err := checkServer(s); err != nil {
 			p.add(key, "%v", err)
 		}
 		if seen[s] {
@@ -94,9 +100,25 @@ func (c *Config) validateUpstream(p *problems, name string, u *Upstream) {
 		seen[s] = true
 	}
 	switch u.Balance {
-	case "round_robin", "least_conn":
+	case "round_robin", "least_conn", "random_two", "hash":
 	default:
-		p.add(k+".balance", `must be "round_robin" or "least_conn" (got %q)`, u.Balance)
+		p.add(k+".balance", `must be "round_robin", "least_conn", "random_two" or "hash" (got %q)`, u.Balance)
+	}
+	if u.Balance == "hash" {
+		template(p, k+".hash_key", u.HashKey)
+	}
+	if u.ResolveInterval.Duration < 0 {
+		p.add(k+".resolve_interval", "must not be negative (0: resolve at each connect)")
+	}
+	if (u.TLSCertFile == "") != (u.TLSKeyFile == "") {
+		p.add(k+".tls_cert_file", "tls_cert_file and tls_key_file must be set together")
+	}
+	for _, f := range []struct{ key, path string }{{"tls_ca_file", u.TLSCAFile}, {"tls_cert_file", u.TLSCertFile}, {"tls_key_file", u.TLSKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(c.abs(f.path)); err != nil {
+				p.add(k+"."+f.key, "cannot read %s: %v", f.path, pathCause(err))
+			}
+		}
 	}
 	if u.MaxConnsPerServer <= 0 {
 		p.add(k+".max_conns_per_server", "must be positive (got %d)", u.MaxConnsPerServer)
@@ -230,6 +252,30 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("%q has an invalid host", s)
 	}
 	return nil
+}
+
+// checkServer accepts "host:port", "unix:/path", "https://host[:port]"
+// and "http://host[:port]".
+func checkServer(s string) error {
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("%q: a unix socket needs an absolute path", s)
+		}
+		return nil
+	}
+	rest, scheme := s, ""
+	for _, p := range []string{"https://", "http://"} {
+		if r, ok := strings.CutPrefix(s, p); ok {
+			rest, scheme = strings.TrimSuffix(r, "/"), p
+		}
+	}
+	if scheme != "" && !strings.Contains(strings.TrimPrefix(rest, "["), "]:") && strings.Count(rest, ":") == 0 {
+		rest += ":443"
+	}
+	if strings.Contains(rest, "/") {
+		return fmt.Errorf("%q: a server is an address, without a path", s)
+	}
+	return checkHostPort(rest)
 }
 
 func checkRouteHost(h string) error {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,9 @@ func (e *dialError) Unwrap() error { return e.err }
 // connection so that timeouts behave like nginx's proxy_*_timeout: between
 // two reads or writes, not over the whole body.
 type dialer struct {
+	network        string      // "tcp" or "unix"
+	tls            *tls.Config // https:// servers; nil for plain ones
+	tlsName        string
 	connectTimeout time.Duration
 	// ioTimeout bounds each read or write once a response has started, and
 	// each write of the request.
@@ -26,14 +30,48 @@ type dialer struct {
 }
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, d.connectTimeout)
+	return d.connect(addr, true)
+}
+
+// dialRaw connects as dial does but without the per-read timeouts, for
+// a tunnel that keeps its own idle timer.
+func (d *dialer) dialRaw(addr string) (net.Conn, error) {
+	return d.connect(addr, false)
+}
+
+func (d *dialer) connect(addr string, timed bool) (net.Conn, error) {
+	network := d.network
+	if network == "" {
+		network = "tcp"
+	}
+	start := time.Now()
+	c, err := net.DialTimeout(network, addr, d.connectTimeout)
 	if err != nil {
 		return nil, &dialError{err: fmt.Errorf("%s: %w", addr, err)}
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack}, nil
+	conn := c
+	if timed {
+		conn = &timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack}
+	}
+	if d.tls == nil {
+		return conn, nil
+	}
+	// TLS is done here, not by fasthttp (HostClient.IsTLS), so requests
+	// keep their origin-form target untouched: fasthttp's TLS mode wants an
+	// https URI on every request, which would make it re-serialise them.
+	cfg := d.tls.Clone()
+	cfg.ServerName = d.tlsName
+	tc := tls.Client(conn, cfg)
+	_ = c.SetDeadline(start.Add(d.connectTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, &dialError{err: fmt.Errorf("%s: TLS handshake: %w", addr, err)}
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // timedConn replaces fasthttp's absolute per-request deadlines, which would

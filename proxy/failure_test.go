@@ -445,7 +445,7 @@ func TestReloadKeepsUnchangedPools(t *testing.T) {
 	if s.state.Load().upstreams["up"] == pool {
 		t.Errorf("changed upstream kept its old pool")
 	}
-	if n := pool.servers[0].hc.ConnsCount(); n != 0 {
+	if n := pool.set.Load().servers[0].hc.ConnsCount(); n != 0 {
 		t.Errorf("old pool still holds %d connections", n)
 	}
 }

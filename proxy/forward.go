@@ -136,11 +136,13 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange, out *fasthttp
 		timeout = time.Duration(ex.rt.timeout)
 	}
 	idempotent := isIdempotent(ctx.Request.Header.Method())
+	set := up.set.Load()
+	key := up.keyOf(ex)
 	var tried uint64
 	status := fasthttp.StatusBadGateway
 	for attempt := 0; attempt <= up.opts.Retries; attempt++ {
 		now := s.now()
-		i := up.pick(now, tried)
+		i := up.pick(set, now, tried, key)
 		if i < 0 {
 			if attempt == 0 {
 				ex.cause = "no available server in upstream " + up.name
@@ -148,9 +150,9 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange, out *fasthttp
 			break
 		}
 		tried |= 1 << uint(i%64)
-		srv := up.servers[i]
+		srv := set.servers[i]
 		if hostPerAttempt {
-			out.Header.SetHost(srv.addr)
+			out.Header.SetHost(srv.hostHeader)
 		}
 
 		resp := fasthttp.AcquireResponse()

@@ -16,6 +16,7 @@ type Metrics struct {
 	failures  *prometheus.CounterVec
 	retries   *prometheus.CounterVec
 	poolWaits *prometheus.CounterVec
+	resolves  *prometheus.CounterVec
 }
 
 // DurationBuckets are the request latency buckets, in seconds.
@@ -39,7 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		retries:   perServer("edgeproxy_upstream_retries_total", "Attempts that were retries of a failed one."),
 		poolWaits: perServer("edgeproxy_upstream_pool_waits_total", "Requests that found every pooled connection of a server busy."),
 	}
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits)
+	m.resolves = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_upstream_resolve_failures_total",
+		Help: "Re-resolutions of an upstream host name that failed; its last good addresses were kept.",
+	}, []string{"upstream"})
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves)
 	return m
 }
 
@@ -110,6 +115,10 @@ var (
 		"Pooled connections to the server, by state.", []string{"upstream", "server", "state"}, nil)
 	descMaxConns = prometheus.NewDesc("edgeproxy_upstream_connections_max",
 		"max_conns_per_server.", []string{"upstream", "server"}, nil)
+	descUpgraded = prometheus.NewDesc("edgeproxy_upgraded_connections",
+		"Open tunnels (WebSocket and other upgrades).", nil, nil)
+	descUpgradedBytes = prometheus.NewDesc("edgeproxy_upgraded_bytes_total",
+		"Bytes carried by tunnels, by direction (to_upstream, to_client).", []string{"direction"}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -117,9 +126,15 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descInflight
 	ch <- descConns
 	ch <- descMaxConns
+	ch <- descUpgraded
+	ch <- descUpgradedBytes
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ts := c.s.tunnels.status()
+	ch <- prometheus.MustNewConstMetric(descUpgraded, prometheus.GaugeValue, float64(ts.Open))
+	ch <- prometheus.MustNewConstMetric(descUpgradedBytes, prometheus.CounterValue, float64(ts.BytesToUpstream), "to_upstream")
+	ch <- prometheus.MustNewConstMetric(descUpgradedBytes, prometheus.CounterValue, float64(ts.BytesToClient), "to_client")
 	for _, u := range c.s.Snapshot().Upstreams {
 		for _, sv := range u.Servers {
 			up := 0.0
@@ -132,5 +147,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(sv.IdleConns), u.Name, sv.Addr, "idle")
 			ch <- prometheus.MustNewConstMetric(descMaxConns, prometheus.GaugeValue, float64(u.MaxConns), u.Name, sv.Addr)
 		}
+	}
+}
+
+func (m *Metrics) resolveFailure(upstream string) {
+	if m != nil {
+		m.resolves.WithLabelValues(upstream).Inc()
 	}
 }

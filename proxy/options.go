@@ -24,6 +24,9 @@ type Options struct {
 	MaxBodyBytes    int64
 	BufferBodyBytes int64
 	TrustedProxies  []netip.Prefix
+	// Resolver is the DNS server ("host:port") asked for upstream host
+	// names; "" is the system's.
+	Resolver string
 
 	Upstreams map[string]UpstreamOptions
 	Routes    []RouteOptions
@@ -61,6 +64,14 @@ type UpstreamOptions struct {
 	HealthPath     string
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
+	// ResolveInterval re-resolves host names this often; every address
+	// becomes a server (0: names are resolved at each connect).
+	ResolveInterval time.Duration
+	// HashKey is the template hashed for balance = Hash (default
+	// "$remote_addr").
+	HashKey string
+	// TLS configures https:// servers.
+	TLS TLSOptions
 }
 
 // Host modes for UpstreamOptions.Host.
@@ -72,9 +83,24 @@ const (
 // Balance picks a server for each attempt.
 type Balance int
 
+// String is the config spelling.
+func (b Balance) String() string {
+	switch b {
+	case LeastConn:
+		return "least_conn"
+	case RandomTwo:
+		return "random_two"
+	case Hash:
+		return "hash"
+	}
+	return "round_robin"
+}
+
 const (
 	RoundRobin Balance = iota
 	LeastConn
+	RandomTwo // the lighter of two servers drawn at random
+	Hash      // consistent: HashKey's value picks the server
 )
 
 // RouteOptions describe one route (SPEC §8): what it matches, the steps

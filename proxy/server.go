@@ -35,6 +35,8 @@ type Server struct {
 	reloadMu sync.Mutex // serialises Reload
 
 	noRoute routeMetrics // requests that matched no route or did not parse
+
+	tunnels tunnelSet // upgraded connections (upgrade_tunnel.go)
 }
 
 // state is everything a request reads, built whole and never changed.
@@ -116,6 +118,9 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 		opts:            o,
 	}
 	for name, uo := range o.Upstreams {
+		if prev != nil && o.Resolver != prev.opts.Resolver {
+			prev = nil // every upstream resolves anew through the new resolver
+		}
 		if len(uo.Servers) == 0 {
 			return nil, fmt.Errorf("upstream %s: no servers", name)
 		}
@@ -125,7 +130,11 @@ func (s *Server) build(o Options, prev *state) (*state, error) {
 				continue
 			}
 		}
-		st.upstreams[name] = newUpstream(name, uo, s.now, s.log, o.Metrics)
+		up, err := newUpstream(name, uo, s.now, s.log, o.Metrics, lookupWith(o.Resolver))
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		st.upstreams[name] = up
 	}
 	var err error
 	if st.compress, err = newCompressStep(o.Compression); err != nil {
@@ -218,9 +227,10 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
-// closes idle connections, then closes the upstream pools.
+// closes idle connections and open tunnels, then closes the upstream pools.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
+	s.tunnels.closeAll()
 	for _, up := range s.state.Load().upstreams {
 		up.close()
 	}

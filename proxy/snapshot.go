@@ -11,6 +11,16 @@ import (
 type Snapshot struct {
 	Routes    []RouteStatus
 	Upstreams []UpstreamStatus
+	Tunnels   TunnelStatus
+}
+
+// TunnelStatus describes the upgraded connections (WebSocket …).
+type TunnelStatus struct {
+	Open, Max       int64 // Max 0: no cap
+	Opened          uint64
+	BytesToUpstream uint64
+	BytesToClient   uint64
+	IdleTimeout     time.Duration
 }
 
 // RouteStatus describes one route.
@@ -25,6 +35,10 @@ type UpstreamStatus struct {
 	Balance  string
 	MaxConns int
 	Servers  []ServerStatus
+	// ResolveInterval is "" when names are not re-resolved;
+	// ResolveFailing while the last resolution failed.
+	ResolveInterval string
+	ResolveFailing  bool
 }
 
 // ServerStatus describes one upstream server.
@@ -63,11 +77,12 @@ func (s *Server) Snapshot() Snapshot {
 		snap.Routes = append(snap.Routes, rs)
 	}
 	for _, u := range st.upstreams {
-		us := UpstreamStatus{Name: u.name, Balance: "round_robin", MaxConns: u.opts.MaxConnsPerServer}
-		if u.opts.Balance == LeastConn {
-			us.Balance = "least_conn"
+		us := UpstreamStatus{Name: u.name, Balance: u.opts.Balance.String(), MaxConns: u.opts.MaxConnsPerServer,
+			ResolveFailing: u.resolveFailed.Load()}
+		if u.opts.ResolveInterval > 0 {
+			us.ResolveInterval = u.opts.ResolveInterval.String()
 		}
-		for _, sv := range u.servers {
+		for _, sv := range u.set.Load().servers {
 			ss := ServerStatus{
 				Addr: sv.addr, Up: sv.available(now), InFlight: sv.inflight.Load(),
 				Conns: sv.hc.ConnsCount(), IdleConns: sv.hc.IdleConnsCount(),
@@ -84,6 +99,8 @@ func (s *Server) Snapshot() Snapshot {
 		}
 		snap.Upstreams = append(snap.Upstreams, us)
 	}
+	snap.Tunnels = s.tunnels.status()
+	snap.Tunnels.Max, snap.Tunnels.IdleTimeout = int64(st.opts.MaxUpgradedConns), st.opts.UpgradeIdleTimeout
 	sort.Slice(snap.Upstreams, func(i, j int) bool { return snap.Upstreams[i].Name < snap.Upstreams[j].Name })
 	return snap
 }

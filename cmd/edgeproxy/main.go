@@ -29,11 +29,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.toml", "configuration `FILE`")
 	test := fs.Bool("t", false, "check the configuration and exit")
+	verbose := fs.Bool("v", false, "with -t: print each upstream's servers as resolved")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage:\n"+
 			"  edgeproxy [-config FILE]                   run the proxy\n"+
-			"  edgeproxy -t [-config FILE]                check FILE and exit\n"+
+			"  edgeproxy -t [-v] [-config FILE]           check FILE and exit (-v: upstream servers as resolved)\n"+
 			"  edgeproxy -version                         print the version\n"+
 			"  edgeproxy coupons import -config FILE COUPONS.jsonl\n"+
 			"  edgeproxy coupons delete -config FILE ID...\n"+
@@ -56,6 +57,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *test {
 		if err == nil {
 			err = checkDeep(cfg)
+		}
+		if err == nil {
+			err = checkProxy(cfg, *verbose, stdout)
 		}
 		if err != nil {
 			printConfigErrors(stderr, err)

@@ -23,6 +23,7 @@ func proxyOptions(c *config.Config) proxy.Options {
 		ShutdownTimeout: s.ShutdownTimeout.Duration,
 		MaxBodyBytes:    int64(s.MaxBodyBytes),
 		BufferBodyBytes: int64(s.BufferBodyBytes),
+		Resolver:        s.Resolver,
 		Upstreams:       make(map[string]proxy.UpstreamOptions, len(c.Upstreams)),
 	}
 	for _, cidr := range s.TrustedProxies {
@@ -32,10 +33,7 @@ func proxyOptions(c *config.Config) proxy.Options {
 		}
 	}
 	for name, u := range c.Upstreams {
-		balance := proxy.RoundRobin
-		if u.Balance == "least_conn" {
-			balance = proxy.LeastConn
-		}
+		balance := map[string]proxy.Balance{"least_conn": proxy.LeastConn, "random_two": proxy.RandomTwo, "hash": proxy.Hash}[u.Balance]
 		o.Upstreams[name] = proxy.UpstreamOptions{
 			Servers:           append([]string(nil), u.Servers...),
 			Balance:           balance,
@@ -51,6 +49,15 @@ func proxyOptions(c *config.Config) proxy.Options {
 			HealthPath:        u.HealthPath,
 			HealthInterval:    u.HealthInterval.Duration,
 			HealthTimeout:     u.HealthTimeout.Duration,
+			ResolveInterval:   u.ResolveInterval.Duration,
+			HashKey:           u.HashKey,
+			TLS: proxy.TLSOptions{
+				ServerName:         u.TLSServerName,
+				CAFile:             u.TLSCAFile,
+				CertFile:           u.TLSCertFile,
+				KeyFile:            u.TLSKeyFile,
+				InsecureSkipVerify: u.TLSInsecureSkipVerify,
+			},
 		}
 	}
 	for i := range c.Routes {
