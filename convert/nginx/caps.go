@@ -108,7 +108,6 @@ var probes = map[Capability]string{
 var unfinished = map[Capability]string{
 	CapCompress:  "proxy/compress.go is a placeholder",
 	CapBasicAuth: "proxy/basicauth.go is a placeholder",
-	CapWebsocket: "proxy/upgrade.go forwards an upgrade as a plain request, without a tunnel",
 }
 
 // acceptedOnly marks, in Caps, a capability config accepts but the proxy

@@ -765,7 +765,14 @@ func (c *converter) write(o *output) []byte {
 		}
 		fmt.Fprintf(&b, "\n# %s %s %s\n[upstreams.%s]\n", u.d.Where(), u.d.Name, strings.Join(u.d.Args, " "), bareKey(u.name))
 		var f fields
-		f.set("servers", u.servers)
+		servers := u.servers
+		if u.scheme == "https" {
+			servers = make([]string, len(u.servers))
+			for i, a := range u.servers {
+				servers[i] = "https://" + a
+			}
+		}
+		f.set("servers", servers)
 		if u.balance != "" && u.balance != "round_robin" {
 			f.set("balance", u.balance)
 		}
@@ -791,6 +798,10 @@ func (c *converter) write(o *output) []byte {
 		f.set("connect_timeout", u.connect)
 		f.set("response_timeout", nginxReadTimeout)
 		f.set("host", u.host)
+		if u.scheme == "https" {
+			// nginx's proxy_ssl_verify is off unless set.
+			f.set("tls_insecure_skip_verify", true)
+		}
 		writeFields(&b, &f)
 	}
 	if gz := c.gz; gz != nil && gz.enabled {

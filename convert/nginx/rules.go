@@ -91,7 +91,7 @@ func rules() []rule {
 		ignoredRule("zone", cUpstream, "shared memory for workers; edgeproxy is one process"),
 
 		// Proxying.
-		carried("proxy_pass", li|cLimit, 1, 1, "upstream (an [upstreams] entry per address), strip_prefix when the URI part is \"/\"", carryProxyPass),
+		carried("proxy_pass", li|cLimit, 1, 1, "upstream (an [upstreams] entry per address, https:// with tls_insecure_skip_verify as nginx does not verify, unix: sockets), strip_prefix when the URI part is \"/\"", carryProxyPass),
 		carried("proxy_set_header", hsli, 2, 2, "request_headers; Host → upstream host; X-Forwarded-*, X-Request-Id, Connection \"\" are edgeproxy's own; Upgrade/Connection → websocket", carryProxySetHeader),
 		carried("proxy_read_timeout", hsl, 1, 1, "route timeout", carryReadTimeout),
 		carried("proxy_connect_timeout", hsl, 1, 1, "upstream connect_timeout", carryConnectTimeout),

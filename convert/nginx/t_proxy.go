@@ -26,53 +26,61 @@ func carryProxyPass(s *scope, d *Directive) error {
 	if strings.Contains(target, "$") {
 		return blocking("proxy_pass with variables is not translated")
 	}
-	var rest string
+	var rest, scheme string
 	switch {
 	case strings.HasPrefix(target, "http://"):
-		rest = target[len("http://"):]
+		rest, scheme = target[len("http://"):], "http"
 	case strings.HasPrefix(target, "https://"):
 		if err := s.need(CapHTTPSServer); err != nil {
 			return err
 		}
-		return blocking("proxy_pass https:// is " + whyNotYet)
+		rest, scheme = target[len("https://"):], "https"
 	default:
 		s.c.reject(d, `invalid URL prefix in "%s"`, target)
 		return nil
 	}
-	hostport, uri := rest, ""
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		hostport, uri = rest[:i], rest[i:]
-	}
-	if strings.HasPrefix(hostport, "unix:") {
+	loc := s.loc
+	var t *proxyTarget
+	var uri string
+	if sock, ok := strings.CutPrefix(rest, "unix:"); ok {
+		// http://unix:/run/app.sock[:/uri]: nginx sends Host: localhost.
 		if err := s.need(CapUnixServer); err != nil {
 			return err
 		}
-		return blocking("proxy_pass to a unix socket is " + whyNotYet)
+		if i := strings.Index(sock, ":"); i >= 0 {
+			sock, uri = sock[:i], sock[i+1:]
+		}
+		if scheme != "http" || !strings.HasPrefix(sock, "/") {
+			return blocking("proxy_pass %s is not translated", target)
+		}
+		t = &proxyTarget{uri: uri, proxyHost: "localhost", d: d, ups: s.c.implicitUpstream("unix:"+sock, d)}
+	} else {
+		hostport := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			hostport, uri = rest[:i], rest[i:]
+		}
+		t = &proxyTarget{uri: uri, proxyHost: hostport, d: d}
+		if u, ok := s.c.upstreams[hostport]; ok {
+			t.ups = u
+		} else {
+			def := "80"
+			if scheme == "https" {
+				def = "443"
+			}
+			addr, err := hostPortDefault(hostport, def)
+			if err != nil {
+				return err
+			}
+			t.ups = s.c.implicitUpstream(addr, d)
+		}
+		if t.ups.scheme != "" && t.ups.scheme != scheme {
+			return blocking("upstream %s is reached over both http and https; edgeproxy has one scheme per upstream", t.ups.name)
+		}
+		t.ups.scheme = scheme
 	}
-	loc := s.loc
 	if uri != "" && (loc.kind == locRegex || loc.kind == locNamed || loc.parent != nil) {
 		s.c.reject(d, `"proxy_pass" cannot have URI part in location given by regular expression, or inside named location, or inside "if" statement, or inside "limit_except" block`)
 		return nil
-	}
-	t := &proxyTarget{uri: uri, proxyHost: hostport, d: d}
-	if u, ok := s.c.upstreams[hostport]; ok {
-		t.ups = u
-	} else {
-		addr, err := hostPort(hostport)
-		if err != nil {
-			return err
-		}
-		name := upstreamNameChars.ReplaceAllString(strings.Trim(addr, "[]"), "_")
-		name = strings.ReplaceAll(name, ":", "_")
-		u, ok := s.c.upstreams[name]
-		if !ok {
-			u = newUpstream(name, d)
-			u.implicit = true
-			u.servers = []string{addr}
-			s.c.upstreams[name] = u
-			s.c.upOrder = append(s.c.upOrder, u)
-		}
-		t.ups = u
 	}
 	if uri != "" {
 		switch {
@@ -87,6 +95,21 @@ func carryProxyPass(s *scope, d *Directive) error {
 	}
 	loc.proxy = t
 	return nil
+}
+
+// implicitUpstream is the upstream a proxy_pass to an address makes.
+func (c *converter) implicitUpstream(addr string, d *Directive) *upstreamBlock {
+	name := upstreamNameChars.ReplaceAllString(strings.Trim(addr, "[]"), "_")
+	name = strings.Trim(strings.ReplaceAll(name, ":", "_"), "_")
+	if u, ok := c.upstreams[name]; ok {
+		return u
+	}
+	u := newUpstream(name, d)
+	u.implicit = true
+	u.servers = []string{addr}
+	c.upstreams[name] = u
+	c.upOrder = append(c.upOrder, u)
+	return u
 }
 
 // Headers edgeproxy sets to the upstream itself (SPEC §4), with the value

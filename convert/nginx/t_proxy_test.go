@@ -148,9 +148,30 @@ func TestProxyBufferingAndHTTPVersionAreNoOps(t *testing.T) {
 	}
 }
 
-func TestProxyPassToHTTPSIsBlocking(t *testing.T) {
+func TestProxyPassToHTTPSAndUnixSockets(t *testing.T) {
 	c := convertSnippet(t, `server { listen 8080; location / { proxy_pass https://api.internal; } }`, Caps{})
 	if f := c.finding("proxy_pass", 3); !strings.Contains(f, "blocking") {
 		t.Fatalf("findings %v", c.findings)
+	}
+	c = convertSnippet(t, `upstream tls { server 10.0.0.1:8443; }
+server { listen 8080;
+  location / { proxy_pass https://api.internal; }
+  location /b { proxy_pass https://tls; }
+  location /sock { proxy_pass http://unix:/run/app.sock; } }`, AllCaps())
+	c.noBlocking(t)
+	api := c.table(t, "upstreams", "api.internal_443")
+	if !reflect.DeepEqual(api["servers"], []any{"https://api.internal:443"}) || api["tls_insecure_skip_verify"] != true {
+		t.Fatalf("upstream %v", api)
+	}
+	if u := c.table(t, "upstreams", "tls"); !reflect.DeepEqual(u["servers"], []any{"https://10.0.0.1:8443"}) {
+		t.Fatalf("upstream %v", u)
+	}
+	sock := c.table(t, "upstreams", "unix_run_app.sock")
+	if !reflect.DeepEqual(sock["servers"], []any{"unix:/run/app.sock"}) {
+		t.Fatalf("upstream %v", sock)
+	}
+	r := c.route(t, 2)
+	if r["request_headers"].(map[string]any)["set"].(map[string]any)["Host"] != "localhost" {
+		t.Fatalf("nginx sends Host: localhost to a unix socket: %v", r)
 	}
 }

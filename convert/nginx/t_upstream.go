@@ -23,6 +23,7 @@ type upstreamBlock struct {
 	idleTimeout string
 	used        bool
 	host        string // Host sent upstream, "" until a route decides
+	scheme      string // "http" or "https", from the proxy_pass that uses it
 	hostD       *Directive
 	connect     string
 	connectD    *Directive
@@ -115,15 +116,17 @@ func carryUpstreamServer(s *scope, d *Directive) error {
 }
 
 // hostPort makes nginx's "host[:port]" a host:port, 80 by default.
-func hostPort(a string) (string, error) {
+func hostPort(a string) (string, error) { return hostPortDefault(a, "80") }
+
+func hostPortDefault(a, def string) (string, error) {
 	if strings.Contains(a, "$") {
 		return "", blocking("addresses from variables are not translated")
 	}
-	out := a + ":80"
+	out := a + ":" + def
 	switch {
 	case strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]"):
 	case strings.Count(a, ":") > 1 && !strings.HasPrefix(a, "["):
-		out = "[" + a + "]:80"
+		out = "[" + a + "]:" + def
 	default:
 		if _, _, err := net.SplitHostPort(a); err == nil {
 			out = a
