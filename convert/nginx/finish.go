@@ -23,6 +23,9 @@ type routeOut struct {
 	f       fields
 	// accessLogD is the access_log off the route's access_log key is from.
 	accessLogD *Directive
+	// late: a prefix location written as a path_regex; it goes after the
+	// server's own regex routes, which nginx tries before any prefix.
+	late bool
 }
 
 // output is what finish assembles before writing it.
@@ -46,13 +49,20 @@ func (c *converter) finish() []byte {
 	gz := c.compressionFor(servers)
 	c.gz = gz
 	for _, srv := range servers {
+		var late []*routeOut
 		for _, loc := range c.routeSources(srv) {
 			for _, h := range hosts[srv] {
-				if r := c.route(&o, srv, loc, h, gz); r != nil {
+				r := c.route(&o, srv, loc, h, gz)
+				switch {
+				case r == nil:
+				case r.late:
+					late = append(late, r)
+				default:
 					o.routes = append(o.routes, r)
 				}
 			}
 		}
+		o.routes = append(o.routes, late...)
 	}
 	c.accessLog(&o)
 	return c.write(&o)
@@ -401,6 +411,9 @@ func (c *converter) route(o *output, srv *serverScope, loc *locScope, host strin
 		}
 		c.returnKeys(f, set, ret)
 	case proxy != nil:
+		if proxy.uri != "" && proxy.uri != "/" && !c.prefixAsRegex(r, srv, loc, proxy, host) {
+			return nil
+		}
 		if !c.proxyKeys(o, f, set, proxy, host) {
 			return nil
 		}
@@ -433,6 +446,31 @@ func (c *converter) route(o *output, srv *serverScope, loc *locScope, host strin
 	c.limitKeys(o, f, set, proxy != nil && ret == nil, gz, loc, host)
 	r.accessLogD = set.accessLog.d
 	return r
+}
+
+// prefixAsRegex writes `location /api/ { proxy_pass http://b/v2/; }` as
+// path_regex "^/api/(.*)$" with rewrite "/v2/$1", tried after the server's
+// regex routes as nginx tries a prefix after its regexes. It is exact only
+// if no longer plain prefix sits under it (nginx would pick that one, the
+// regex would win in edgeproxy) and, for ^~, if the server has no regexes.
+func (c *converter) prefixAsRegex(r *routeOut, srv *serverScope, loc *locScope, p *proxyTarget, host string) bool {
+	if loc.kind == locStops && hasRegex(srv) {
+		c.once(p.d, host, Blocking, "a ^~ location whose proxy_pass replaces the prefix cannot keep its precedence over regex locations")
+		return false
+	}
+	for _, o := range srv.locs {
+		if o != loc && (o.kind == locPrefix || o.kind == locStops) && len(o.path) > len(loc.path) && strings.HasPrefix(o.path, loc.path) {
+			c.once(p.d, host, Blocking, fmt.Sprintf("proxy_pass with URI part %q replaces the prefix %q; the longer location %s under it rules out writing it as a regex route", p.uri, loc.path, o.path))
+			return false
+		}
+	}
+	f := &r.f
+	delete(f.vals, "path_prefix")
+	f.keys = without(f.keys, "path_prefix")
+	f.set("path_regex", "^"+regexp.QuoteMeta(loc.path)+"(.*)$")
+	f.set("rewrite", p.uri+"$1")
+	r.late = true
+	return true
 }
 
 // once reports a finding about a location a single time, not per host.

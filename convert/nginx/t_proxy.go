@@ -89,8 +89,14 @@ func carryProxyPass(s *scope, d *Directive) error {
 		case uri == loc.path:
 			// The prefix replaced by itself: the path is unchanged.
 			t.uri = ""
+		case loc.kind == locPrefix || loc.kind == locStops:
+			// Another URI replaces the prefix: a path_regex route with
+			// rewrite, decided when the server's routes are known.
+			if err := s.need(CapPathRegex, CapRewrite); err != nil {
+				return blocking("proxy_pass with URI part %q replaces the location's prefix %q; %s", uri, loc.path, err.(*notCarried).why)
+			}
 		default:
-			return blocking("proxy_pass with URI part %q replaces the location's prefix %q; edgeproxy can only strip a prefix that ends in /", uri, loc.path)
+			return blocking("proxy_pass with URI part %q in a %s location is not translated", uri, loc.kind)
 		}
 	}
 	loc.proxy = t

@@ -28,9 +28,22 @@ func TestProxyPassWithSlashURIStripsThePrefix(t *testing.T) {
 	}
 }
 
-func TestProxyPassWithOtherURIPartIsBlocking(t *testing.T) {
-	c := convertSnippet(t, `server { listen 8080; location /api/ { proxy_pass http://127.0.0.1:9001/v2/; } }`, AllCaps())
-	if f := c.finding("proxy_pass", 3); !strings.Contains(f, "blocking: proxy_pass with URI part \"/v2/\"") {
+func TestProxyPassWithOtherURIPartBecomesRegexAndRewrite(t *testing.T) {
+	c := convertSnippet(t, `server { listen 8080;
+  location /api/ { proxy_pass http://127.0.0.1:9001/v2/; }
+  location ~ \.json$ { return 403; } }`, AllCaps())
+	c.noBlocking(t)
+	// The redirect /api → /api/, the regex location, then /api/ last.
+	last := c.route(t, 2)
+	if last["path_regex"] != "^/api/(.*)$" || last["rewrite"] != "/v2/$1" || last["path_prefix"] != nil {
+		t.Fatalf("routes %v", c.routes())
+	}
+	c = convertSnippet(t, `server { listen 8080; location /api/ { proxy_pass http://127.0.0.1:9001/v2/; } location /api/admin/ { return 403; } }`, AllCaps())
+	if f := c.finding("proxy_pass", 3); !strings.Contains(f, "longer location /api/admin/") {
+		t.Fatalf("findings %v", c.findings)
+	}
+	c = convertSnippet(t, `server { listen 8080; location /api/ { proxy_pass http://127.0.0.1:9001/v2/; } }`, Caps{})
+	if f := c.finding("proxy_pass", 3); !strings.Contains(f, "routes.path_regex") {
 		t.Fatalf("findings %v", c.findings)
 	}
 }
