@@ -429,6 +429,10 @@ func (c *converter) route(o *output, srv *serverScope, loc *locScope, host strin
 			c.once(loc.d, host, Blocking, missingCaps(c.caps.Missing(need...)).why+"; this location serves files")
 			return nil
 		}
+		if st, err := os.Stat(set.root.v); err != nil || !st.IsDir() {
+			c.once(loc.d, host, Blocking, fmt.Sprintf("root %s is not a folder here, and edgeproxy -t checks it", set.root.v))
+			return nil
+		}
 		f.set("root", set.root.v)
 		if set.tryFiles.set {
 			f.set("try_files", set.tryFiles.v)
@@ -502,6 +506,10 @@ func (c *converter) returnKeys(f *fields, set *settings, a *answer) {
 // headers, and settles the upstream's Host and connect timeout.
 func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarget, host string) bool {
 	u := p.ups
+	if len(u.servers) == 0 {
+		c.once(p.d, host, Blocking, fmt.Sprintf("upstream %s has no server edgeproxy can send to", u.name))
+		return false
+	}
 	u.used = true
 	f.set("upstream", u.name)
 	if p.uri == "/" {

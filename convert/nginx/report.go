@@ -34,7 +34,7 @@ type Finding struct {
 // String is the SPEC §2 report line: FILE:LINE: DIRECTIVE: blocking|ignored: why.
 func (f Finding) String() string {
 	name := f.Directive
-	if strings.ContainsAny(name, " \t\r\n:") || !utf8.ValidString(name) {
+	if name == "" || strings.ContainsAny(name, " \t\r\n:") || !utf8.ValidString(name) {
 		name = strconv.Quote(name)
 	}
 	why := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(f.Why)

@@ -58,6 +58,10 @@ func carryReturn(s *scope, d *Directive) error {
 			return err
 		}
 		a.code = code
+	case redirectCode(code) && len(d.Args) == 1:
+		return blocking("return %d without a URL (no Location) is not translated", code)
+	case code < 200 || code > 599:
+		return blocking("return %d: edgeproxy answers with a status from 200 to 599 (or 444)", code)
 	default:
 		a.code = code
 		if len(d.Args) == 2 {
@@ -166,6 +170,9 @@ func carryAddHeader(s *scope, d *Directive) error {
 	if always && d.Args[2] != "always" {
 		s.c.reject(d, "invalid parameter %q", d.Args[2])
 		return nil
+	}
+	if err := checkHeaderName(d.Args[0]); err != nil {
+		return err
 	}
 	if err := checkVars(d.Args[1]); err != nil {
 		return err

@@ -7,13 +7,14 @@ import (
 )
 
 func TestRootTryFilesIndexExpires(t *testing.T) {
-	c := convertSnippet(t, `server { listen 80; root /srv/www; index index.html index.htm;
+	www := t.TempDir()
+	c := convertSnippet(t, `server { listen 80; root `+www+`; index index.html index.htm;
   location / { try_files $uri $uri/ /index.html; }
   location /assets/ { expires 30d; }
   location /api/ { proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
 	c.noBlocking(t)
 	spa := c.route(t, 0)
-	if spa["root"] != "/srv/www" || !reflect.DeepEqual(spa["try_files"], []any{"$uri", "$uri/", "/index.html"}) ||
+	if spa["root"] != www || !reflect.DeepEqual(spa["try_files"], []any{"$uri", "$uri/", "/index.html"}) ||
 		!reflect.DeepEqual(spa["index"], []any{"index.html", "index.htm"}) {
 		t.Fatalf("route %v", spa)
 	}
@@ -23,8 +24,9 @@ func TestRootTryFilesIndexExpires(t *testing.T) {
 }
 
 func TestAliasUnderTheLocationPathIsARoot(t *testing.T) {
-	c := convertSnippet(t, `server { listen 80; location /static/ { alias /srv/app/static/; } location /img/ { alias /data/pictures/; } }`, AllCaps())
-	if r := c.route(t, 0); r["root"] != "/srv/app" {
+	app := t.TempDir()
+	c := convertSnippet(t, `server { listen 80; location /static/ { alias `+app+`/static/; } location /img/ { alias /data/pictures/; } }`, AllCaps())
+	if r := c.route(t, 0); r["root"] != app {
 		t.Fatalf("route %v", r)
 	}
 	if !strings.Contains(c.finding("alias", 3), "no root expresses it") {
@@ -42,6 +44,13 @@ func TestRootWithoutFileRoutesIsNotReported(t *testing.T) {
 func TestFileRouteWaitsForRoot(t *testing.T) {
 	c := convertSnippet(t, `server { listen 80; location / { root /srv/www; } }`, Caps{})
 	if !strings.Contains(c.finding("location", 3), "routes.root") {
+		t.Fatalf("findings %v", c.findings)
+	}
+}
+
+func TestRootThatIsNotHereIsBlocking(t *testing.T) {
+	c := convertSnippet(t, `server { listen 80; location / { root /nonexistent/www; } }`, AllCaps())
+	if !strings.Contains(c.finding("location", 3), "not a folder here") || len(c.routes()) != 0 {
 		t.Fatalf("findings %v", c.findings)
 	}
 }

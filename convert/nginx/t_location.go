@@ -75,6 +75,9 @@ func carryLocation(s *scope, d *Directive) error {
 		loc.kind, missing = locExact, s.need(CapPathExact)
 	case "~", "~*":
 		loc.kind, loc.caseFold, missing = locRegex, mod == "~*", s.need(CapPathRegex)
+		if path == "" {
+			return blocking("an empty regular expression is not translated")
+		}
 		if missing == nil {
 			if err := compileRE2(path); err != nil {
 				return err
@@ -82,9 +85,19 @@ func carryLocation(s *scope, d *Directive) error {
 		}
 	case "@":
 		loc.kind, missing = locNamed, s.need(CapNamed)
+		if !namedLocation.MatchString(path) {
+			return blocking("location name %q is not letters, digits, '-', '_' or '.'", path)
+		}
 	default:
 		s.c.reject(d, "invalid location modifier %q", mod)
 		return nil
+	}
+	for _, o := range append(append([]*locScope(nil), s.srv.locs...), s.srv.unrouted...) {
+		same := o.path == path && (o.kind == loc.kind || o.kind != locExact && loc.kind != locExact && o.kind != locRegex && loc.kind != locRegex)
+		if same && loc.kind != locRegex {
+			s.c.reject(d, "duplicate location %q", d.Args[len(d.Args)-1])
+			return nil
+		}
 	}
 	if missing != nil {
 		// Read quietly all the same: an error_page may name a file under
@@ -116,6 +129,8 @@ func carryLimitExcept(s *scope, d *Directive) error {
 	}
 	return nil
 }
+
+var namedLocation = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 var ifCond = regexp.MustCompile(`^\$(http|arg|cookie)_([A-Za-z0-9_-]+)(?:\s+(=|~\*|~)\s+(.*))?$`)
 

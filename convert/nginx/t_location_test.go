@@ -108,8 +108,16 @@ func TestIfOnOtherConditionsIsBlocking(t *testing.T) {
 }
 
 func TestInternalLocation(t *testing.T) {
-	c := convertSnippet(t, `server { listen 80; location /protected/ { internal; root /srv; } }`, AllCaps())
-	if r := c.route(t, 0); r["internal"] != true || r["root"] != "/srv" {
+	dir := t.TempDir()
+	c := convertSnippet(t, `server { listen 80; location /protected/ { internal; root `+dir+`; } }`, AllCaps())
+	if r := c.route(t, 0); r["internal"] != true || r["root"] != dir {
 		t.Fatalf("route %v", r)
+	}
+}
+
+func TestDuplicateLocationIsRejectedAsNginxDoes(t *testing.T) {
+	c := convertSnippet(t, `server { listen 80; location / { return 204; } location ^~ / { return 200; } }`, AllCaps())
+	if !strings.Contains(c.finding("location", 3), `duplicate location "/"`) || len(c.routes()) != 1 {
+		t.Fatalf("findings %v", c.findings)
 	}
 }

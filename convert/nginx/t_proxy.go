@@ -131,6 +131,9 @@ var ownHeaders = map[string][]string{
 // route (routeHeaders), since a location inherits only if it sets none.
 func carryProxySetHeader(s *scope, d *Directive) error {
 	name, v := d.Args[0], d.Args[1]
+	if err := checkHeaderName(name); err != nil {
+		return err
+	}
 	lname := strings.ToLower(name)
 	switch {
 	case lname == "host":
@@ -205,6 +208,9 @@ func carryRequestBuffering(s *scope, d *Directive) error {
 }
 
 func carryHideHeader(s *scope, d *Directive) error {
+	if err := checkHeaderName(d.Args[0]); err != nil {
+		return err
+	}
 	s.set.hideHeaders.add(header{name: d.Args[0], d: d})
 	return nil
 }

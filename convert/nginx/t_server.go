@@ -2,6 +2,8 @@ package nginx
 
 import (
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +47,10 @@ func carryHTTP(s *scope, d *Directive) error {
 
 // carryServer is an upstream's server line or an http server block.
 func carryServer(s *scope, d *Directive) error {
+	if (s.kind == cUpstream) != (len(d.Args) > 0) {
+		s.c.reject(d, `invalid number of arguments in "server" directive`)
+		return nil
+	}
 	if s.kind == cUpstream {
 		if d.HasBlock {
 			s.c.reject(d, `directive "server" is not terminated by ";"`)
@@ -78,6 +84,16 @@ func carryListen(s *scope, d *Directive) error {
 	}
 	if l.host == "*" {
 		l.host = ""
+	}
+	if n, err := strconv.Atoi(l.port); err != nil || !isPort(l.port) || n < 1 || n > 65535 {
+		s.c.reject(d, "invalid port in %q of the \"listen\" directive", addr)
+		return errReported
+	}
+	if h := strings.Trim(l.host, "[]"); h != "" {
+		if _, err := netip.ParseAddr(h); err != nil && !validHostName.MatchString(h) {
+			s.c.reject(d, "host not found in %q of the \"listen\" directive", addr)
+			return errReported
+		}
 	}
 	for _, a := range d.Args[1:] {
 		switch {
@@ -141,7 +157,7 @@ func carryServerName(s *scope, d *Directive) error {
 
 func checkRouteHostName(n string) error {
 	name := strings.TrimPrefix(n, "*.")
-	if strings.ContainsAny(name, "*:/ ") || name == "" {
+	if strings.ContainsAny(name, "*:/ ") || !validHostName.MatchString(name) {
 		return blocking("server name %q is not a host name edgeproxy can match", n)
 	}
 	return nil

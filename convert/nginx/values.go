@@ -131,3 +131,13 @@ func checkVars(s string) error {
 	}
 	return nil
 }
+
+var headerToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// checkHeaderName refuses a name that is not an HTTP field name.
+func checkHeaderName(name string) error {
+	if !headerToken.MatchString(name) {
+		return blocking("%q is not an HTTP header name", name)
+	}
+	return nil
+}
