@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // Options steer a conversion.
@@ -167,6 +168,12 @@ func (c *converter) apply(s *scope, d *Directive) {
 	if r.carry == nil {
 		c.report(d, r.status, "%s", r.becomes)
 		return
+	}
+	for _, a := range d.Args {
+		if !utf8.ValidString(a) {
+			c.report(d, Blocking, "an argument is not valid UTF-8, which a TOML file cannot hold")
+			return
+		}
 	}
 	if m := c.caps.Missing(r.needs...); len(m) > 0 {
 		c.report(d, Blocking, "%s", missingCaps(m).why)

@@ -783,6 +783,17 @@ func (c *converter) accessLog(o *output) {
 	}
 }
 
+// comment makes s one line of valid UTF-8 for a TOML comment.
+func comment(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 func without(keys []string, k string) []string {
 	out := keys[:0:0]
 	for _, x := range keys {
@@ -809,7 +820,7 @@ func (c *converter) write(o *output) []byte {
 		if !u.used {
 			continue
 		}
-		fmt.Fprintf(&b, "\n# %s %s %s\n[upstreams.%s]\n", u.d.Where(), u.d.Name, strings.Join(u.d.Args, " "), bareKey(u.name))
+		fmt.Fprintf(&b, "\n# %s\n[upstreams.%s]\n", comment(u.d.Where()+" "+u.d.Name+" "+strings.Join(u.d.Args, " ")), bareKey(u.name))
 		var f fields
 		servers := u.servers
 		if u.scheme == "https" {
@@ -855,7 +866,7 @@ func (c *converter) write(o *output) []byte {
 		fmt.Fprintf(&b, "types = %s\nmin_bytes = %d\nlevel = %s\n", value(gz.types), gz.min, quote(gz.level))
 	}
 	for _, r := range o.routes {
-		fmt.Fprintf(&b, "\n# %s\n[[routes]]\n", r.comment)
+		fmt.Fprintf(&b, "\n# %s\n[[routes]]\n", comment(r.comment))
 		writeFields(&b, &r.f)
 	}
 	return []byte(b.String())

@@ -137,6 +137,10 @@ func carryServerName(s *scope, d *Directive) error {
 			s.srv.namesBad = true
 			return blocking("regular-expression server names are not translated; this server's routes are left out")
 		case strings.HasPrefix(n, "."):
+			if err := checkRouteHostName(n[1:]); err != nil {
+				s.srv.namesBad = true
+				return err
+			}
 			s.srv.names = append(s.srv.names, n[1:], "*"+n)
 		case strings.HasSuffix(n, ".*"):
 			s.srv.namesBad = true
