@@ -75,6 +75,7 @@ type exchange struct {
 	hfields []headerField
 	tokens  [][]byte
 	uri     []byte
+	hostField []byte // the name of the Host field sent upstream (forward.go)
 	xff     []byte
 	body    []byte
 	scratch []byte // variable values being built
