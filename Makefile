@@ -9,6 +9,15 @@ FUZZTIME  ?= 30s
 SOAK      ?= 5m
 BENCHTIME ?= 2s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# make install: PREFIX for the binary and unit, SYSCONFDIR for the config,
+# DESTDIR to stage everything under another root (packaging, tests).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+BINDIR     := $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+CONFDIR    := $(SYSCONFDIR)/edgeproxy
+DATADIR    := $(PREFIX)/share/edgeproxy
 
 .DEFAULT_GOAL := help
 
@@ -69,6 +78,29 @@ bench-go: ## Go micro-benchmarks of the hot paths (allocs reported)
 .PHONY: sample-data
 sample-data: ## regenerate testdata/coupons.jsonl
 	$(GO) run ./cmd/gencoupons > testdata/coupons.jsonl
+
+.PHONY: install
+install: build install-files ## build, then install binary, systemd unit, logrotate and config (PREFIX=/usr/local DESTDIR=)
+
+.PHONY: install-files
+install-files: ## install an already built BIN (what install does after build)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/edgeproxy
+	sed -e 's|/usr/local/bin/edgeproxy|$(BINDIR)/edgeproxy|g' -e 's|/etc/edgeproxy|$(CONFDIR)|g' \
+		deploy/edgeproxy.service > $(BIN).service
+	install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/edgeproxy.service
+	rm -f $(BIN).service
+	install -D -m 0644 deploy/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/edgeproxy
+	install -D -m 0644 testdata/coupons.jsonl $(DESTDIR)$(DATADIR)/coupons.example.jsonl
+	install -D -m 0644 config.example.toml $(DESTDIR)$(CONFDIR)/config.example.toml
+	@# An operator's config.toml is never overwritten.
+	test -e $(DESTDIR)$(CONFDIR)/config.toml || { \
+		sed -e 's|"testdata/coupons.jsonl"|"$(DATADIR)/coupons.example.jsonl"|' config.example.toml > $(BIN).toml && \
+		install -D -m 0644 $(BIN).toml $(DESTDIR)$(CONFDIR)/config.toml && rm -f $(BIN).toml; }
+
+.PHONY: uninstall
+uninstall: ## remove what install put there, except the config under SYSCONFDIR/edgeproxy
+	rm -f $(DESTDIR)$(BINDIR)/edgeproxy $(DESTDIR)$(UNITDIR)/edgeproxy.service \
+		$(DESTDIR)$(SYSCONFDIR)/logrotate.d/edgeproxy $(DESTDIR)$(DATADIR)/coupons.example.jsonl
 
 .PHONY: clean
 clean: ## remove build output

@@ -37,6 +37,32 @@ type CouponStatus struct {
 	Fallback                        uint64
 	L1Hits, L2Hits, RedisReads      uint64
 	Invalidations, InvalidationsAll uint64
+
+	// SPEC §11: the invalidation stream as the probe sees it, and the
+	// verification of sampled hits.
+	Stream                      string
+	Probes                      []ProbeRow
+	VerifyMatch, VerifyMismatch uint64
+	LastRedisError              string
+}
+
+// ProbeRow is one Redis node's invalidation probe.
+type ProbeRow struct {
+	Node             string
+	Up               bool
+	Err              string
+	Probes           uint64
+	LastLag, MeanLag string
+}
+
+// Consistency is the share of verified hits that matched Redis, with the
+// count it is taken over.
+func (c *CouponStatus) Consistency() string {
+	n := c.VerifyMatch + c.VerifyMismatch
+	if n == 0 {
+		return "— (no hit verified; see cache.verify_sample)"
+	}
+	return fmt.Sprintf("%.4f%% of %d verified hits (%d mismatched)", 100*float64(c.VerifyMatch)/float64(n), n, c.VerifyMismatch)
 }
 
 // StatusPage serves /status: an HTML page that refreshes itself and needs
@@ -246,7 +272,7 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 <h2>Upstreams</h2>
 <table id="upstreams"><tr><th>upstream</th><th>server</th><th>state</th><th>in flight</th><th>pool (busy / idle / max)</th><th>requests</th><th>failures</th></tr>
 {{range .Proxy.Upstreams}}{{$u := .}}{{range .Servers}}
-<tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}})</span></td><td>{{.Addr}}</td>
+<tr class="{{if .Up}}up{{else}}down{{end}}" data-server="{{.Addr}}"><td>{{$u.Name}} <span class="meta">({{$u.Balance}}{{if $u.ResolveInterval}}, resolved every {{$u.ResolveInterval}}{{end}}{{if $u.ResolveFailing}}, <b>resolution failing: last good addresses kept</b>{{end}})</span></td><td>{{.Addr}}</td>
 <td>{{if .Up}}UP{{else}}DOWN {{.Why}}{{end}}</td><td class="num">{{.InFlight}}</td>
 <td class="num">{{.Busy}} / {{.IdleConns}} / {{$u.MaxConns}}</td><td class="num">{{.Requests}}</td><td class="num">{{.Failures}}</td></tr>{{end}}{{end}}
 </table>
@@ -271,7 +297,17 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 <tr><th>hit ratio (X-Cache: HIT)</th><td class="num" id="hit-ratio">{{$.HitRatio}}</td><td></td></tr>
 <tr><th>lookups by layer</th><td colspan="2">in process (L0 + bigcache) {{.L1Hits}} · L2 (rueidis) {{.L2Hits}} · Redis reads {{.RedisReads}} — in-process ratio {{$.L1Ratio}}</td></tr>
 <tr><th>invalidations</th><td colspan="2">{{.Invalidations}} keys · {{.InvalidationsAll}} full (flush or reconnect)</td></tr>
+{{if .Stream}}<tr><th>invalidation stream</th><td colspan="2" id="stream">{{.Stream}}</td></tr>{{end}}
+{{if .Stream}}<tr><th>consistency</th><td colspan="2" id="consistency">{{.Consistency}}</td></tr>{{end}}
+{{if .LastRedisError}}<tr><th>last Redis error</th><td colspan="2" class="err" id="redis-error">{{.LastRedisError}}</td></tr>{{end}}
 </table>
+{{if .Probes}}
+<h2>Invalidation probe</h2>
+<table id="probes"><tr><th>node</th><th>state</th><th>probes</th><th>last lag</th><th>mean lag</th></tr>
+{{range .Probes}}<tr class="{{if .Up}}up{{else}}down{{end}}" data-node="{{.Node}}"><td>{{.Node}}</td><td>{{if .Up}}UP{{else}}DOWN {{.Err}}{{end}}</td>
+<td class="num">{{.Probes}}</td><td class="num">{{.LastLag}}</td><td class="num">{{.MeanLag}}</td></tr>
+{{end}}</table>
+{{end}}
 {{end}}
 </body></html>
 `))

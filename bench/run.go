@@ -13,6 +13,9 @@ type scenario struct {
 	name   string
 	script string // wrk Lua script, "" for GET
 	conns  int
+	// probe, when set, is asked for a note on what a system answers
+	// (logged before it is measured).
+	probe func(url string) (string, error)
 	// anchor is the system others are compared with in the ratio column.
 	anchor  string
 	systems []string
@@ -39,6 +42,10 @@ wrk.body = string.rep("p", 65536)
 wrk.headers["Content-Type"] = "application/octet-stream"
 `), 0o644)
 
+	gzipScript := filepath.Join(r.dir, "gzip.lua")
+	os.WriteFile(gzipScript, []byte(`wrk.headers["Accept-Encoding"] = "gzip"
+`), 0o644)
+
 	systems := map[string]system{
 		"edgeproxy": {name: "edgeproxy", start: r.startEdge, paths: map[string]string{
 			"pass 128 B": "/size/128", "pass 4 KiB": "/size/4096", "pass 1 MiB": "/size/1048576", "POST 64 KiB": "/post",
@@ -49,6 +56,10 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 			"coupon by id": "/cached/0", "coupon nearby": "/cached/1"}},
 		"bare fasthttp": {name: "bare fasthttp", start: r.startBare, paths: map[string]string{
 			"coupon by id": "/0", "coupon nearby": "/1"}},
+		"edgeproxy gzip": {name: "edgeproxy gzip", start: r.startEdgeGzip, paths: map[string]string{
+			"4 KiB JSON gzip": "/json/4096", "4 KiB JSON not compressed": "/json/4096"}},
+		"nginx gzip": {name: "nginx gzip", start: r.startNginx, paths: map[string]string{
+			"4 KiB JSON gzip": "/json/4096", "4 KiB JSON not compressed": "/json/4096"}},
 	}
 	scenarios := []scenario{
 		{name: "pass 128 B", conns: r.s.conns, anchor: "nginx", systems: []string{"edgeproxy", "nginx"}},
@@ -57,6 +68,12 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 		{name: "POST 64 KiB", script: post, conns: 16, anchor: "nginx", systems: []string{"edgeproxy", "nginx"}},
 		{name: "coupon by id", conns: r.s.conns, anchor: "bare fasthttp", systems: []string{"edgeproxy", "nginx proxy_cache", "bare fasthttp"}},
 		{name: "coupon nearby", conns: r.s.conns, anchor: "bare fasthttp", systems: []string{"edgeproxy", "nginx proxy_cache", "bare fasthttp"}},
+		// The same configurations (compression on), asked with and without
+		// Accept-Encoding: gzip.
+		{name: "4 KiB JSON gzip", script: gzipScript, conns: r.s.conns, anchor: "nginx gzip",
+			systems: []string{"edgeproxy gzip", "nginx gzip"}, probe: probeEncoding("gzip")},
+		{name: "4 KiB JSON not compressed", conns: r.s.conns, anchor: "nginx gzip",
+			systems: []string{"edgeproxy gzip", "nginx gzip"}, probe: probeEncoding("")},
 	}
 	runs := map[string][]result{}
 	for round := 0; round < r.s.rounds; round++ {
@@ -134,6 +151,13 @@ func (r *runner) measure(sys system, sc scenario) (result, error) {
 	}
 	defer r.stop(cmd)
 	url := "http://" + addr + sys.paths[sc.name]
+	if sc.probe != nil {
+		note, err := sc.probe(url)
+		if err != nil {
+			return result{}, err
+		}
+		r.logf("%s / %s: %s", sc.name, sys.name, note)
+	}
 	if _, err := r.wrk(cmd.Process.Pid, url, sc.script, sc.conns, r.s.warmup); err != nil {
 		return result{}, err
 	}

@@ -349,3 +349,33 @@ func median(xs []float64) float64 {
 	sort.Float64s(s)
 	return s[len(s)/2]
 }
+
+// probeEncoding asks a system once with Accept-Encoding ae ("" none) and
+// tells what came back, so both systems are seen to send the same coding
+// and about the same bytes.
+func probeEncoding(ae string) func(url string) (string, error) {
+	return func(url string) (string, error) {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			return "", err
+		}
+		if ae != "" {
+			req.Header.Set("Accept-Encoding", ae)
+		}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		got := resp.Header.Get("Content-Encoding")
+		if got != ae {
+			return "", fmt.Errorf("GET %s with Accept-Encoding %q: Content-Encoding %q", url, ae, got)
+		}
+		return fmt.Sprintf("status %d, Content-Encoding %q, %d body bytes, Vary %q", resp.StatusCode, got, len(b), resp.Header.Get("Vary")), nil
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -16,10 +17,12 @@ import (
 //	bench -serve bare ADDR FILE...    a bare fasthttp server answering the
 //	                                  bytes of FILE for /0, /1, …: the ceiling
 
-// upstreamHandler answers /size/N with N bytes, /file/K with the K-th
-// file's bytes as JSON, and POSTs with the size of their body.
+// upstreamHandler answers /size/N with N bytes, /json/N with N bytes of
+// API-like JSON, /file/K with the K-th file's bytes as JSON, and POSTs
+// with the size of their body.
 func upstreamHandler(files [][]byte) fasthttp.RequestHandler {
 	cache := map[int][]byte{}
+	jsonCache := map[int][]byte{}
 	return func(ctx *fasthttp.RequestCtx) {
 		path := ctx.Path()
 		switch {
@@ -32,6 +35,15 @@ func upstreamHandler(files [][]byte) fasthttp.RequestHandler {
 				b = bytes.Repeat([]byte("x"), n)
 				cache[n] = b
 			}
+			ctx.SetBody(b)
+		case bytes.HasPrefix(path, []byte("/json/")):
+			n, _ := strconv.Atoi(string(path[len("/json/"):]))
+			b, ok := jsonCache[n]
+			if !ok {
+				b = jsonOfSize(n)
+				jsonCache[n] = b
+			}
+			ctx.SetContentType("application/json")
 			ctx.SetBody(b)
 		case bytes.HasPrefix(path, []byte("/file/")):
 			k, _ := strconv.Atoi(string(path[len("/file/"):]))
@@ -75,4 +87,29 @@ func serveChild(args []string) {
 	if err := srv.Serve(ln); err != nil {
 		panic(err)
 	}
+}
+
+// jsonOfSize is n bytes of JSON shaped like an API's list answer: repeated
+// keys, varied values, so it compresses as real answers do (about 4:1 to
+// 6:1), not as a run of one byte would.
+func jsonOfSize(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"coupons":[`)
+	var item []byte
+	for i := 0; ; i++ {
+		item = fmt.Appendf(item[:0], `{"id":"tky-%05d","title":"%d%% off at store %d","lat":35.%04d,"lon":139.%04d,"valid_until":"2026-12-%02dT00:00:00Z"}`,
+			i*7919%100000, 5+i*37%60, i*104729%9973, i*7901%10000, i*6007%10000, 1+i%28)
+		if b.Len()+1+len(item)+2 > n {
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(item)
+	}
+	for b.Len() < n-2 {
+		b.WriteByte(' ') // valid JSON, exactly n bytes
+	}
+	b.WriteString("]}")
+	return b.Bytes()
 }

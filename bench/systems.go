@@ -44,10 +44,26 @@ addrs = [%q]
 `, addr, admin, accessLog, r.upstreamAddr, r.redisAddr)
 }
 
-func (r *runner) startEdge() (*exec.Cmd, string, error) {
+func (r *runner) startEdge() (*exec.Cmd, string, error) { return r.startEdgeWith("") }
+
+// edgeGzip is the [compression] table of the "edgeproxy gzip" system: gzip
+// only, at the level nginx's location /json/ uses (gzip 6 = "default").
+const edgeGzip = `
+[compression]
+enabled = true
+algorithms = ["gzip"]
+types = ["application/json"]
+min_bytes = 1024
+level = "default"
+`
+
+func (r *runner) startEdgeGzip() (*exec.Cmd, string, error) { return r.startEdgeWith(edgeGzip) }
+
+// startEdgeWith starts edgeproxy with the bench config plus extra TOML.
+func (r *runner) startEdgeWith(extra string) (*exec.Cmd, string, error) {
 	addr, admin := freeAddr(), freeAddr()
 	cfg := filepath.Join(r.dir, "edge.toml")
-	if err := os.WriteFile(cfg, []byte(r.edgeConfig(addr, admin, filepath.Join(r.dir, "edge-access.log"))), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(r.edgeConfig(addr, admin, filepath.Join(r.dir, "edge-access.log"))+extra), 0o644); err != nil {
 		return nil, "", err
 	}
 	cmd, err := r.start(sutCore, []string{"GOMAXPROCS=1"}, r.edgeBin, "-config", cfg)
@@ -102,6 +118,22 @@ http {
             proxy_buffers 16 64k;
             proxy_busy_buffers_size 128k;
             proxy_max_temp_file_size 0;
+        }
+        # The compression scenarios: gzip as edgeproxy's [compression]
+        # does it (level 6 is edgeproxy's "default" for gzip).
+        location /json/ {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            gzip on;
+            gzip_types application/json;
+            gzip_min_length 1024;
+            gzip_comp_level 6;
+            gzip_proxied any;
+            gzip_vary on;
         }
         location /cached/ {
             proxy_pass http://up/file/;

@@ -53,6 +53,9 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 		e, inL0 := s.l0.get(sc.key)
 		if inL0 && s.fresh(e.h, sc.key, nowNs) {
 			s.Stats.L0Hits.Add(1)
+			if s.verifyQ != nil {
+				s.sampleVerify(sc.key, e.h, nil, e.ix)
+			}
 			v.VisitCell(e.ix)
 			continue
 		}
@@ -62,6 +65,9 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 			if err == nil && l.fresh {
 				s.Stats.L1Hits.Add(1)
 				s.l0.put(string(sc.key), l0Entry{h: l.h, ix: ix})
+				if s.verifyQ != nil {
+					s.sampleVerify(sc.key, l.h, nil, ix)
+				}
 				v.VisitCell(ix)
 				continue
 			}
@@ -109,16 +115,15 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 
 func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, batch []cellMiss, v coupon.CellVisitor) (coupon.Status, error) {
 	e0 := s.epoch.Load()
+	lost := s.lost.Load() // after e0: see streamState
 	gens := make([]uint64, len(batch))
 	keys := make([]string, len(batch))
-	cmds := make([]rueidis.CacheableTTL, len(batch))
 	for i, m := range batch {
 		keys[i] = s.o.KeyPrefix + ":cell:" + string(hashes[m.index*precision:(m.index+1)*precision])
 		gens[i] = s.stripeFor(keys[i]).Load()
-		cmds[i] = rueidis.CT(client.B().Hgetall().Key(keys[i]).Cache(), s.o.TTL)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
-	results := client.DoMultiCache(ctx, cmds...)
+	results := s.readCells(ctx, client, keys, lost)
 	cancel()
 	for _, r := range results {
 		if err := r.Error(); err != nil {
@@ -143,7 +148,8 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 			coupons = append(coupons, c)
 		}
 		ix := coupon.NewIndex(coupons)
-		h := header{epoch: e0, gen: gens[i], fetched: t.UnixNano(), expires: s.expiry(t, r), found: true}
+		h := header{epoch: e0, gen: gens[i], fetched: s.readAt(t, r), found: true}
+		h.expires = s.degradedExpiry(s.expiry(t, r), h.fetched, lost)
 		l1Key := keys[i][len(s.o.KeyPrefix)+1:] // "cell:{hash}"
 		_ = s.l1.Set(l1Key, appendValue(make([]byte, 0, headerLen+ix.Bytes()), h, ix.AppendBinary(nil)))
 		s.l0.put(l1Key, l0Entry{h: h, ix: ix})
@@ -153,4 +159,21 @@ func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, 
 		}
 	}
 	return st, nil
+}
+
+// readCells reads cells through rueidis's cache, or, while the stream is
+// lost, from Redis itself (rueidis's cache missed the same pushes).
+func (s *Store) readCells(ctx context.Context, client rueidis.Client, keys []string, lost bool) []rueidis.RedisResult {
+	if lost {
+		cmds := make(rueidis.Commands, len(keys))
+		for i, k := range keys {
+			cmds[i] = client.B().Hgetall().Key(k).Build()
+		}
+		return client.DoMulti(ctx, cmds...)
+	}
+	cmds := make([]rueidis.CacheableTTL, len(keys))
+	for i, k := range keys {
+		cmds[i] = rueidis.CT(client.B().Hgetall().Key(k).Cache(), s.o.TTL)
+	}
+	return client.DoMultiCache(ctx, cmds...)
 }

@@ -50,6 +50,20 @@ type Options struct {
 	Precision int
 	Logger    *zap.Logger
 	Now       func() time.Time
+
+	// SPEC §11. SentinelMaster set: Addrs are its Sentinels. TLS: see LoadTLS.
+	SentinelMaster, SentinelUsername, SentinelPassword string
+	TLS                                                bool
+	TLSCAFile, TLSServerName                           string
+	// Instance names this process's probe key; ProbeInterval 0: no probe.
+	Instance                    string
+	ProbeInterval, ProbeTimeout time.Duration
+	OnStreamLoss                StreamLoss
+	DegradedTTL                 time.Duration
+	// VerifySample is the share of hits re-read in the background, at
+	// most VerifyRate a second (0: 100).
+	VerifySample float64
+	VerifyRate   int
 }
 
 // ErrPrecisionMismatch: {prefix}:meta names another geohash precision.
@@ -69,6 +83,15 @@ type Store struct {
 
 	epoch   atomic.Uint64
 	stripes [stripeCount]atomic.Uint64
+
+	// lost is set while the invalidation stream is lost (probe.go):
+	// entries filled then expire early (degradedExpiry).
+	lost    atomic.Bool
+	probe   *prober        // nil without a probe
+	verifyQ chan verifyJob // nil without verification
+	lastErr atomic.Pointer[redisError]
+	// lastResync is when the client was last replaced (unix ns).
+	lastResync atomic.Int64
 
 	// failedAt is when Redis last failed; for retryAfterError after it,
 	// requests do not wait on Redis again and go straight to what is cached.
@@ -90,6 +113,8 @@ type Stats struct {
 	L0Hits, L1Hits, L2Hits, Misses, Stale, Unavailable atomic.Uint64
 	Invalidations, InvalidateAll, RedisErrors          atomic.Uint64
 	BadCoupons                                         atomic.Uint64
+	// SPEC §11: stream losses seen by the probe; verified hits.
+	StreamLosses, VerifyMatch, VerifyMismatch, VerifyDropped atomic.Uint64
 }
 
 var _ coupon.Store = (*Store)(nil)
@@ -106,6 +131,9 @@ func New(o Options) (*Store, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if _, err := baseOption(o, ""); err != nil {
+		return nil, err // a CA file that cannot be used is a setup error
 	}
 	life := max(o.TTL, o.StaleIfError) + time.Minute
 	cfg := bigcache.Config{
@@ -126,6 +154,13 @@ func New(o Options) (*Store, error) {
 	s := &Store{o: o, log: o.Logger, now: o.Now, l0: newL0Cache(o.MaxBytes / 4), l1: l1, ctx: ctx, cancel: cancel}
 	s.keyBufs.New = func() any { return &keyBuf{b: make([]byte, 0, 192)} }
 	s.cellScratches.New = func() any { return &cellScratch{} }
+	// Set before the first connection: its reader goroutine reads them.
+	if o.ProbeInterval > 0 {
+		s.probe = newProber(o.KeyPrefix, o.Instance)
+	}
+	if o.VerifySample > 0 {
+		s.verifyQ = make(chan verifyJob, 16)
+	}
 	client, err := s.connect()
 	switch {
 	case errors.Is(err, ErrPrecisionMismatch):
@@ -133,6 +168,7 @@ func New(o Options) (*Store, error) {
 		l1.Close()
 		return nil, err
 	case err != nil:
+		s.setLastErr(err)
 		s.log.Warn("redis unreachable at start; coupon reads fall back until it answers", zap.Error(err))
 		s.failedAt.Store(s.now().UnixNano())
 		s.wg.Add(1)
@@ -140,24 +176,29 @@ func New(o Options) (*Store, error) {
 	default:
 		s.client.Store(&client)
 	}
+	if s.probe != nil {
+		s.wg.Add(1)
+		go s.probeLoop()
+	}
+	if s.verifyQ != nil {
+		s.wg.Add(1)
+		go s.verifyLoop()
+	}
 	return s, nil
 }
 
 func (s *Store) connect() (rueidis.Client, error) {
-	client, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:      s.o.Addrs,
-		Username:         s.o.Username,
-		Password:         s.o.Password,
-		SelectDB:         s.o.DB,
-		OnInvalidations:  s.onInvalidations,
-		Dialer:           netDialer(s.o.DialTimeout),
-		ConnWriteTimeout: 3 * time.Second,
-		// A request never waits on rueidis's reconnect back-off: it has
-		// its own deadline and falls back on the first failure.
-		DisableRetry:      true,
-		CacheSizeEachConn: 32 << 20,
-		ClientName:        "edgeproxy",
-	})
+	opt, err := baseOption(s.o, "edgeproxy")
+	if err != nil {
+		return nil, err
+	}
+	opt.OnInvalidations = s.onInvalidations
+	opt.ConnWriteTimeout = 3 * time.Second
+	// A request never waits on rueidis's reconnect back-off: it has its
+	// own deadline and falls back on the first failure.
+	opt.DisableRetry = true
+	opt.CacheSizeEachConn = 32 << 20
+	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +214,7 @@ func (s *Store) reconnect() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	last := ""
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -186,9 +228,13 @@ func (s *Store) reconnect() {
 			s.log.Info("redis connected")
 			return
 		}
+		s.setLastErr(err)
 		if errors.Is(err, ErrPrecisionMismatch) {
 			s.log.Error("redis has another geohash precision; coupon reads stay on the fallback", zap.Error(err))
+		} else if err.Error() != last {
+			s.log.Warn("redis still unreachable; coupon reads fall back", zap.Error(err))
 		}
+		last = err.Error()
 	}
 }
 
@@ -239,6 +285,10 @@ func (s *Store) onInvalidations(keys []rueidis.RedisMessage) {
 	for i := range keys {
 		k, err := keys[i].ToString()
 		if err != nil {
+			continue
+		}
+		if s.probe != nil && s.probe.isProbeKey(k) {
+			s.probe.arrived(k) // not a coupon: kept out of the counts
 			continue
 		}
 		s.Stats.Invalidations.Add(1)
@@ -357,6 +407,7 @@ func (s *Store) recentlyFailed(now time.Time) bool {
 
 func (s *Store) fail(err error) {
 	s.Stats.RedisErrors.Add(1)
+	s.setLastErr(err)
 	s.failedAt.Store(s.now().UnixNano())
 	s.log.Debug("redis read failed", zap.Error(err))
 }
@@ -384,12 +435,18 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	nowNs := now.UnixNano()
 	if e, ok := s.l0.get(key); ok && s.fresh(e.h, key, nowNs) {
 		s.Stats.L0Hits.Add(1)
+		if s.verifyQ != nil {
+			s.sampleVerify(key, e.h, e.raw, nil)
+		}
 		return e.raw, coupon.Hit, nil
 	}
 	l := s.lookupL1(key, key, nowNs)
 	if l.fresh {
 		s.Stats.L1Hits.Add(1)
 		s.l0.put(string(key), l0Entry{h: l.h, raw: found(l)})
+		if s.verifyQ != nil {
+			s.sampleVerify(key, l.h, found(l), nil)
+		}
 		return found(l), coupon.Hit, nil
 	}
 	cp := s.client.Load()
@@ -400,7 +457,14 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	e0, g0 := s.epoch.Load(), s.stripeOf(key).Load()
 	redisKey := s.o.KeyPrefix + ":" + string(key)
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
-	res := client.DoCache(ctx, client.B().Get().Key(redisKey).Cache(), s.o.TTL)
+	var res rueidis.RedisResult
+	lost := s.lost.Load() // after e0: see streamState
+	if lost {
+		// rueidis's cache missed the same pushes: read Redis itself.
+		res = client.Do(ctx, client.B().Get().Key(redisKey).Build())
+	} else {
+		res = client.DoCache(ctx, client.B().Get().Key(redisKey).Cache(), s.o.TTL)
+	}
 	cancel()
 	raw, err := res.AsBytes()
 	notFound := rueidis.IsRedisNil(err)
@@ -409,7 +473,8 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 		return s.staleCoupon(l, now)
 	}
 	st := s.countFill(res)
-	h := header{epoch: e0, gen: g0, fetched: now.UnixNano(), expires: s.expiry(now, res), found: !notFound}
+	h := header{epoch: e0, gen: g0, fetched: s.readAt(now, res), found: !notFound}
+	h.expires = s.degradedExpiry(s.expiry(now, res), h.fetched, lost)
 	_ = s.l1.Set(redisKey[len(s.o.KeyPrefix)+1:], appendValue(make([]byte, 0, headerLen+len(raw)), h, raw))
 	if notFound {
 		return nil, st, nil

@@ -24,15 +24,12 @@ type Writer struct {
 
 // NewWriter connects to Redis for writing.
 func NewWriter(o Options) (*Writer, error) {
-	client, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:  o.Addrs,
-		Username:     o.Username,
-		Password:     o.Password,
-		SelectDB:     o.DB,
-		Dialer:       netDialer(o.DialTimeout),
-		DisableCache: true,
-		ClientName:   "edgeproxy-writer",
-	})
+	opt, err := baseOption(o, "edgeproxy-writer")
+	if err != nil {
+		return nil, err
+	}
+	opt.DisableCache = true
+	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,10 @@ type Server struct {
 	UpgradeIdleTimeout Duration `toml:"upgrade_idle_timeout"`
 	// MaxUpgradedConns caps open tunnels; more upgrades get 503.
 	MaxUpgradedConns int `toml:"max_upgraded_conns"`
+	// PIDFile, when set, holds the PID of the process serving: written at
+	// start, rewritten by the new process after a binary upgrade (SIGUSR2),
+	// removed on a normal exit.
+	PIDFile string `toml:"pid_file"`
 }
 
 // Admin is the operator listener.
@@ -220,6 +224,15 @@ type Redis struct {
 	KeyPrefix      string   `toml:"key_prefix"`
 	CommandTimeout Duration `toml:"command_timeout"`
 	DialTimeout    Duration `toml:"dial_timeout"`
+	// SentinelMaster, when set, makes Addrs the Sentinels of that master.
+	SentinelMaster   string `toml:"sentinel_master"`
+	SentinelUsername string `toml:"sentinel_username"`
+	SentinelPassword string `toml:"sentinel_password"`
+	// TLS to Redis (and to the Sentinels); TLSCAFile "" trusts the system
+	// roots; TLSServerName "" checks the name of the address dialled.
+	TLS           bool   `toml:"tls"`
+	TLSCAFile     string `toml:"tls_ca_file"`
+	TLSServerName string `toml:"tls_server_name"`
 }
 
 // Cache is the in-process coupon cache.
@@ -227,6 +240,15 @@ type Cache struct {
 	MaxBytes     Size     `toml:"max_bytes"`
 	TTL          Duration `toml:"ttl"`
 	StaleIfError Duration `toml:"stale_if_error"`
+	// ProbeInterval and ProbeTimeout drive the invalidation probe (SPEC
+	// §11); OnStreamLoss ("bypass" or "serve") and DegradedTTL say what
+	// happens while it fails.
+	ProbeInterval Duration `toml:"probe_interval"`
+	ProbeTimeout  Duration `toml:"probe_timeout"`
+	OnStreamLoss  string   `toml:"on_stream_loss"`
+	DegradedTTL   Duration `toml:"degraded_ttl"`
+	// VerifySample is the share of hits re-read in the background.
+	VerifySample float64 `toml:"verify_sample"`
 }
 
 func dur(d time.Duration) Duration { return Duration{d} }
@@ -297,7 +319,8 @@ func DefaultRedis() Redis {
 }
 
 func DefaultCache() Cache {
-	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour)}
+	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour),
+		ProbeInterval: dur(time.Second), ProbeTimeout: dur(500 * time.Millisecond), OnStreamLoss: "bypass", DegradedTTL: dur(time.Second)}
 }
 
 // DefaultRoute is a route before its table is decoded: the §8 switches

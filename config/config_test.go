@@ -224,3 +224,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPIDFile(t *testing.T) {
+	cfg, err := Parse("/etc/edge/edge.toml", []byte("[server]\npid_file = \"run/edge.pid\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.PIDFile != "/etc/edge/run/edge.pid" {
+		t.Errorf("pid_file not resolved against the config folder: %q", cfg.Server.PIDFile)
+	}
+	if d := DefaultServer().PIDFile; d != "" {
+		t.Errorf("default pid_file %q, want none", d)
+	}
+	dir := t.TempDir()
+	_, err = Parse(dir+"/f.toml", []byte("[server]\n\npid_file = \""+dir+"\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "f.toml:3:1: server.pid_file: must name a file") {
+		t.Errorf("a folder as pid_file: %v", err)
+	}
+}

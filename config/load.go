@@ -236,6 +236,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.Server.TLSCertFile = abs(c.Server.TLSCertFile)
 	c.Server.TLSKeyFile = abs(c.Server.TLSKeyFile)
+	c.Server.PIDFile = abs(c.Server.PIDFile)
 	switch c.Log.AccessLog {
 	case "stdout", "stderr", "off", "":
 	default:
@@ -257,6 +258,7 @@ func (c *Config) resolvePaths() {
 			}
 		}
 	}
+	c.Redis.TLSCAFile = abs(c.Redis.TLSCAFile)
 }
 
 // String renders a one-line summary used in logs.

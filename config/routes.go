@@ -49,11 +49,14 @@ func (c *Config) validateRoute(p *problems, i int, r *Route) {
 		}
 	}
 	if r.BasicAuthFile != "" {
-		if _, err := os.Stat(c.abs(r.BasicAuthFile)); err != nil {
-			p.add(k+".basic_auth_file", "cannot read %s: %v", r.BasicAuthFile, pathCause(err))
+		if err := checkHtpasswd(c.abs(r.BasicAuthFile)); err != nil {
+			p.add(k+".basic_auth_file", "%s: %v", r.BasicAuthFile, err)
 		}
 	} else if r.Realm != "" {
 		p.add(k+".realm", "needs basic_auth_file")
+	}
+	if strings.ContainsFunc(r.Realm, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		p.add(k+".realm", "must not contain control characters")
 	}
 	headerOps(p, k+".request_headers", r.RequestHeaders.Set, r.RequestHeaders.Add, r.RequestHeaders.Remove)
 	headerOps(p, k+".response_headers", r.ResponseHeaders.Set, r.ResponseHeaders.Add, r.ResponseHeaders.Remove)

@@ -37,6 +37,9 @@ func (c *Config) validate(p *problems) {
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		p.add("server.tls_cert_file", "tls_cert_file and tls_key_file must be set together")
 	}
+	if s.PIDFile != "" && (strings.HasSuffix(s.PIDFile, "/") || isDir(s.PIDFile)) {
+		p.add("server.pid_file", "must name a file, not a folder (got %q)", s.PIDFile)
+	}
 
 	if s.Resolver != "" {
 		if err := checkHostPort(s.Resolver); err != nil {
@@ -204,6 +207,23 @@ func (c *Config) validateRedisAndCache(p *problems) {
 	}
 	positive(p, "redis.command_timeout", r.CommandTimeout)
 	positive(p, "redis.dial_timeout", r.DialTimeout)
+	if strings.ContainsAny(r.SentinelMaster, " \t\r\n") {
+		p.add("redis.sentinel_master", "must be a master name without spaces")
+	}
+	if r.SentinelMaster == "" && r.SentinelUsername != "" {
+		p.add("redis.sentinel_username", "needs sentinel_master")
+	}
+	if r.SentinelMaster == "" && r.SentinelPassword != "" {
+		p.add("redis.sentinel_password", "needs sentinel_master")
+	}
+	if !r.TLS && (r.TLSCAFile != "" || r.TLSServerName != "") {
+		p.add("redis.tls", "must be true when tls_ca_file or tls_server_name is set")
+	}
+	if r.TLSCAFile != "" {
+		if _, err := os.Stat(r.TLSCAFile); err != nil {
+			p.add("redis.tls_ca_file", "%v", err)
+		}
+	}
 
 	k := &c.Cache
 	if k.MaxBytes < 1<<20 {
@@ -214,6 +234,19 @@ func (c *Config) validateRedisAndCache(p *problems) {
 	}
 	if k.StaleIfError.Duration < 0 {
 		p.add("cache.stale_if_error", "must not be negative")
+	}
+	if k.ProbeInterval.Duration < 0 {
+		p.add("cache.probe_interval", "must not be negative (0 turns the probe off)")
+	}
+	if k.ProbeInterval.Duration > 0 {
+		positive(p, "cache.probe_timeout", k.ProbeTimeout)
+	}
+	if k.OnStreamLoss != "bypass" && k.OnStreamLoss != "serve" {
+		p.add("cache.on_stream_loss", `must be "bypass" or "serve" (got %q)`, k.OnStreamLoss)
+	}
+	positive(p, "cache.degraded_ttl", k.DegradedTTL)
+	if !(k.VerifySample >= 0 && k.VerifySample <= 1) {
+		p.add("cache.verify_sample", "must be between 0 and 1 (got %v)", k.VerifySample)
 	}
 }
 
@@ -303,4 +336,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not a valid CIDR or address", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// isDir reports whether path names an existing folder.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

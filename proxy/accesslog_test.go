@@ -55,9 +55,11 @@ func TestAccessLogOneJSONLinePerRequest(t *testing.T) {
 	o.AccessLog = al
 	o.Upstreams["up"] = testUpstreamOptions(addrOf(up))
 	o.Upstreams["dead"] = testUpstreamOptions(closedPort(t))
-	o.Routes = []RouteOptions{{Name: "main", PathPrefix: "/", Upstream: "up"}, {Name: "dead", PathPrefix: "/dead", Upstream: "dead"}}
+	o.Routes = []RouteOptions{{Name: "main", PathPrefix: "/", Upstream: "up"}, {Name: "dead", PathPrefix: "/dead", Upstream: "dead"},
+		{Name: "quiet", PathPrefix: "/healthz", Return: 200, NoAccessLog: true}}
 	addr, _ := startProxy(t, o)
 
+	get(t, "http://"+addr+"/healthz") // access_log = false: no line
 	get(t, "http://"+addr+"/a?b=1", "X-Request-Id", "rid-1", "Host", "site.test")
 	get(t, "http://"+addr+"/big")
 	get(t, "http://"+addr+"/dead/x")

@@ -101,12 +101,11 @@ func TestHugeBodiesStreamWithBoundedMemory(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		io.Copy(w, &patternReader{left: size})
 	})
-	o := testOptions()
-	o.MaxBodyBytes = 2 << 30
+	o := testOptions() // server max_body_bytes stays 8 MiB: the route lifts it
 	uo := testUpstreamOptions(addrOf(up))
 	uo.ResponseTimeout = 30 * time.Second
 	o.Upstreams["up"] = uo
-	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up"}}
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", MaxBodyBytes: Unlimited}}
 	o.ReadTimeout, o.WriteTimeout = 5*time.Minute, 5*time.Minute
 	addr, _ := startProxy(t, o)
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,9 +90,20 @@ func (e *errorPagesStep) onResponse(ctx *fasthttp.RequestCtx, ex *exchange) {
 		ex.srv.serveRoute(ctx, ex, named)
 		return
 	}
+	// A 401's challenge stays, as with nginx's error_page 401.
+	ex.scratch = ex.scratch[:0]
+	for k, v := range ctx.Response.Header.All() {
+		if bytes.EqualFold(k, hWWWAuthenticate) {
+			ex.scratch = append(ex.scratch, v...)
+			break
+		}
+	}
 	ctx.Response.Reset()
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetServerBytes(serverName)
+	if len(ex.scratch) > 0 {
+		ctx.Response.Header.SetBytesKV(hWWWAuthenticate, ex.scratch)
+	}
 	ctx.Response.Header.SetContentTypeBytes(page.contentType)
 	ctx.Response.SetBodyRaw(page.body)
 }

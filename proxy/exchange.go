@@ -75,6 +75,7 @@ type exchange struct {
 	hfields []headerField
 	tokens  [][]byte
 	uri     []byte
+	hostField []byte // the name of the Host field sent upstream (forward.go)
 	xff     []byte
 	body    []byte
 	scratch []byte // variable values being built
@@ -193,6 +194,9 @@ func (b *responseBody) Read(p []byte) (int, error) {
 // of writing the response, if any.
 func (b *responseBody) CloseWithError(err error) error {
 	ex := b.ex
+	if ex == nil {
+		return nil // handed over to a stream that closes it (compress_stream.go)
+	}
 	fasthttp.ReleaseResponse(b.resp) // closes the stream: the connection goes back to the pool or is closed
 	b.resp = nil
 	ex.bytesOut = b.n

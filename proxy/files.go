@@ -292,8 +292,6 @@ func (b *fileBody) Close() error               { return b.f.Close() }
 
 const http1Time = "Mon, 02 Jan 2006 15:04:05 GMT"
 
-var hETag = []byte("ETag")
-
 // notModified applies If-None-Match (first) and If-Modified-Since.
 func notModified(h *fasthttp.RequestHeader, etag []byte, mod time.Time) bool {
 	if inm := h.Peek("If-None-Match"); len(inm) > 0 {
@@ -376,15 +374,28 @@ func precompressed(root *os.Root, fi fs.FileInfo, name string, ctx *fasthttp.Req
 	if len(ctx.Request.Header.Peek("Range")) > 0 {
 		return nil, nil, ""
 	}
-	ae := ctx.Request.Header.Peek("Accept-Encoding")
-	if len(ae) == 0 {
+	var ae acceptEncoding
+	ae.reset()
+	for k, v := range ctx.Request.Header.All() {
+		if bytes.EqualFold(k, hAcceptEncoding) {
+			ae.parse(v)
+		}
+	}
+	if !ae.seen {
 		return nil, nil, ""
 	}
-	for _, c := range []struct{ coding, ext string }{{"br", ".br"}, {"gzip", ".gz"}} {
-		if !acceptsCoding(ae, c.coding) {
+	// The client's preference decides between br and gzip, as for
+	// compression on the fly; gzip is the fallback when no .br exists.
+	order := []coding{ae.choose([]coding{codingBr, codingGzip})}
+	if order[0] == codingBr && ae.choose([]coding{codingGzip}) == codingGzip {
+		order = append(order, codingGzip)
+	}
+	for _, c := range order {
+		ext := map[coding]string{codingBr: ".br", codingGzip: ".gz"}[c]
+		if ext == "" {
 			continue
 		}
-		sib, err := root.Open(name + c.ext)
+		sib, err := root.Open(name + ext)
 		if err != nil {
 			continue
 		}
@@ -393,25 +404,7 @@ func precompressed(root *os.Root, fi fs.FileInfo, name string, ctx *fasthttp.Req
 			sib.Close()
 			continue
 		}
-		return sib, sfi, c.coding
+		return sib, sfi, string(codingTokens[c])
 	}
 	return nil, nil, ""
-}
-
-// acceptsCoding reports whether an Accept-Encoding value accepts coding
-// with a q above 0.
-func acceptsCoding(ae []byte, coding string) bool {
-	for _, item := range bytes.Split(ae, []byte(",")) {
-		name, params, _ := bytes.Cut(bytes.TrimSpace(item), []byte(";"))
-		if !bytes.EqualFold(bytes.TrimSpace(name), []byte(coding)) {
-			continue
-		}
-		params = bytes.TrimSpace(params)
-		if q, ok := bytes.CutPrefix(bytes.ToLower(params), []byte("q=")); ok {
-			v, err := strconv.ParseFloat(string(q), 64)
-			return err == nil && v > 0
-		}
-		return true
-	}
-	return false
 }

@@ -85,6 +85,10 @@ func TestStaticFiles(t *testing.T) {
 		{"raw dot-dot", "GET", "/../secret.txt", nil, 400, "", ""},
 		{"encoded dot-dot", "GET", "/%2e%2e/secret.txt", nil, 400, "", ""},
 		{"encoded dot-dot inside", "GET", "/docs/%2E%2E/%2e%2e/secret.txt", nil, 400, "", ""},
+		{"overlong UTF-8 dots", "GET", "/%c0%ae%c0%ae/secret.txt", nil, 404, "", ""}, // not dots: a name that does not exist
+		{"NUL", "GET", "/style.css%00.png", nil, 400, "", ""},
+		{"doubled slashes", "GET", "//docs//index.html", nil, 200, "<h1>docs</h1>", "text/html"},
+		{"dot segments", "GET", "/docs/./../style.css", nil, 200, "body{}", "text/css"},
 		{"absolute symlink out", "GET", "/escape-abs", nil, 404, "", ""},
 		{"relative symlink out", "GET", "/escape-rel", nil, 404, "", ""},
 		{"symlink inside", "GET", "/inside-link.css", nil, 200, "body{}", "text/css"},

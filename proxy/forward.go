@@ -47,38 +47,39 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) {
 }
 
 // buildUpstreamRequest writes the method, target and headers of the
-// request sent upstream. It reports whether Host is named per attempt
-// (after the server chosen).
+// request sent upstream, byte for byte as received where SPEC §8 asks:
+// out is in raw-header mode (fasthttp's Host, User-Agent, Content-Type and
+// Cookie fields are plain fields in their places, names in their case) and
+// the target is set raw (setUpstreamTarget). It reports whether Host is
+// named per attempt (after the server chosen), in the field ex.hostField.
 func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) (hostPerAttempt bool) {
 	in := &ctx.Request
 	rt := ex.rt
 	out.Header.DisableNormalizing()
+	out.Header.DisableSpecialHeader()
 	out.Header.SetMethodBytes(in.Header.Method())
 
 	path, query := splitTarget(in.Header.RequestURI())
 	ex.uri = appendUpstreamURI(ex.uri[:0], path, query, ex)
-	out.SetRequestURIBytes(ex.uri)
 
 	var edit *headerEdit
 	if rt != nil {
 		edit = rt.requestEdit
 	}
+	rule, host := upstreamHostRule(edit, up)
 	var fwd forwardedRequestHeaders
-	fwd, ex.hfields, ex.tokens = copyRequestHeaders(&out.Header, &in.Header, edit, ex.hfields, ex.tokens)
-	s.setForwardedHeaders(out, ex, fwd, ctx.IsTLS())
-	switch {
-	case edit.setsHost():
-	case up.opts.Host == HostPreserve && len(fwd.host) > 0:
-		out.Header.SetHostBytes(fwd.host)
-	case up.opts.Host == HostPreserve, up.opts.Host == HostUpstream:
-		hostPerAttempt = true // HTTP/1.0 without Host, or the server's name
-	default:
-		out.Header.SetHost(up.opts.Host)
+	fwd, ex.hfields, ex.tokens = copyRequestHeaders(&out.Header, &in.Header, edit, rule, host, ex.hfields, ex.tokens)
+	if rule != hostDrop && !fwd.hasHost {
+		out.Header.AddBytesKV(hHost, host) // HTTP/1.0 without Host
+		fwd.hostKey = hHost
 	}
+	ex.hostField = fwd.hostKey
+	s.setForwardedHeaders(out, ex, fwd, ctx.IsTLS())
 	if edit != nil {
 		edit.applyRequest(&out.Header, ex)
 	}
-	return hostPerAttempt
+	setUpstreamTarget(out, ex.uri)
+	return rule != hostDrop && (up.opts.Host == HostUpstream || (up.opts.Host == HostPreserve && !fwd.hasHost))
 }
 
 // attachRequestBody gives out the client's body. Small bodies are read
@@ -152,7 +153,7 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange, out *fasthttp
 		tried |= 1 << uint(i%64)
 		srv := set.servers[i]
 		if hostPerAttempt {
-			out.Header.SetHost(srv.hostHeader)
+			out.Header.SetBytesKV(ex.hostField, bytesOf(srv.hostHeader))
 		}
 
 		resp := fasthttp.AcquireResponse()

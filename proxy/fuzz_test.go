@@ -26,6 +26,9 @@ func FuzzProxyRequest(f *testing.F) {
 		"GET / HTTP/1.0\r\n\r\n",
 		"GET http://h/x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nTE: trailers\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n",
+		"GET / HTTP/1.1\nHost: h\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\n\n",
+		"GET /a? HTTP/1.1\r\nhost: h\r\ncookie: a=1\r\nUser-Agent: u\r\nCookie: b=2\r\n\r\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

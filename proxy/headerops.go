@@ -92,7 +92,7 @@ func (e *headerEdit) applyRequest(h *fasthttp.RequestHeader, ex *exchange) {
 			continue
 		}
 		if kindOf(op.name) == kindHost {
-			h.SetHostBytes(ex.scratch)
+			h.SetBytesKV(hHost, ex.scratch) // a plain field: h is in raw-header mode
 			continue
 		}
 		h.AddBytesKV(op.name, ex.scratch)

@@ -132,17 +132,32 @@ func containsFold(list [][]byte, name []byte) bool {
 
 // forwardedRequestHeaders is what copyRequestHeaders found on the way.
 type forwardedRequestHeaders struct {
-	host      []byte // the client's Host, nil when absent
+	host      []byte // the client's Host
+	hasHost   bool   // the client sent one
+	hostKey   []byte // the name of the Host field written, nil when none
 	xff       []byte // incoming X-Forwarded-For values, joined by ", "
 	requestID []byte // incoming X-Request-Id, nil when absent
 }
 
+// hostRule is what becomes of the client's Host field upstream. The field
+// keeps its place and the case of its name in every rule but hostDrop.
+type hostRule uint8
+
+const (
+	hostClient hostRule = iota // its value as sent
+	hostValue                  // the value given (a fixed name, or one set per attempt)
+	hostDrop                   // left out: request_headers decides Host
+)
+
 // copyRequestHeaders copies in's fields onto out in the order received,
-// leaving out hop-by-hop fields, those the Connection field names, and the
-// fields the proxy sets itself (Host, Content-Length, Expect and the
-// X-Forwarded-* family), and those edit replaces. fields and tokens are scratch space; the returned
-// slices point into in's storage.
-func copyRequestHeaders(out, in *fasthttp.RequestHeader, edit *headerEdit, fields []headerField, tokens [][]byte) (forwardedRequestHeaders, []headerField, [][]byte) {
+// names in their case and repeated fields apart (out is in raw-header mode,
+// see buildUpstreamRequest), leaving out hop-by-hop fields, those the
+// Connection field names, the fields the proxy sets itself (Expect and the
+// X-Forwarded-* family) and those edit replaces. Host is written by rule;
+// Content-Length stays in place, its value set to the length of the body
+// sent when the request is written. fields and tokens are scratch space;
+// the returned slices point into in's storage.
+func copyRequestHeaders(out, in *fasthttp.RequestHeader, edit *headerEdit, rule hostRule, host []byte, fields []headerField, tokens [][]byte) (forwardedRequestHeaders, []headerField, [][]byte) {
 	var f forwardedRequestHeaders
 	fields, tokens = fields[:0], tokens[:0]
 	for k, v := range in.AllInOrder() {
@@ -160,9 +175,19 @@ func copyRequestHeaders(out, in *fasthttp.RequestHeader, edit *headerEdit, field
 		case kind == kindOther && edit.drops(k):
 			continue // request_headers sets or removes it
 		case kind == kindHost:
-			f.host = h.value
-			continue
-		case kind == kindContentLength, kind == kindExpect, kind == kindXForwardedProto, kind == kindXForwardedHost:
+			if f.hasHost {
+				continue // a repeated Host: the first decides
+			}
+			f.host, f.hasHost = h.value, true
+			if rule == hostDrop {
+				continue
+			}
+			f.hostKey = k
+			if rule == hostValue {
+				out.AddBytesKV(k, host)
+				continue
+			}
+		case kind == kindExpect, kind == kindXForwardedProto, kind == kindXForwardedHost:
 			continue
 		case kind == kindXForwardedFor:
 			// Rebuilt by the caller; the first value is kept by reference,

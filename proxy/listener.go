@@ -14,6 +14,9 @@ import (
 type lazyListener struct {
 	net.Listener
 	slack time.Duration
+	// guard: request heads are checked here (plain HTTP); under TLS the
+	// bytes here are cipher text and guardedListener checks above TLS.
+	guard bool
 }
 
 func (l *lazyListener) Accept() (net.Conn, error) {
@@ -21,7 +24,11 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{Conn: c, sock: socketIO(c), slack: l.slack}, nil
+	cc := &clientConn{Conn: c, sock: socketIO(c), slack: l.slack}
+	if l.guard {
+		cc.guard = newHeadGuard()
+	}
+	return cc, nil
 }
 
 // clientConn is read, written and given deadlines by one goroutine at a
@@ -33,14 +40,17 @@ type clientConn struct {
 	slack                 time.Duration
 	readWant, writeWant   time.Time
 	readArmed, writeArmed lazyDeadline
+	guard                 headGuard // see headguard.go; zero: off
 }
 
 func (c *clientConn) SetDeadline(t time.Time) error {
+	c.guard.deadline(t)
 	c.readWant, c.writeWant = t, t
 	return nil
 }
 
 func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.guard.readDeadline(t)
 	c.readWant = t
 	return nil
 }
@@ -51,15 +61,20 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
+	if err := c.guard.failure(); err != nil {
+		return 0, err
+	}
 	if d, ok := c.readArmed.update(c.readWant, c.slack); ok {
 		if err := c.Conn.SetReadDeadline(d); err != nil {
 			return 0, err
 		}
 	}
-	return c.sock.Read(p)
+	n, err := c.sock.Read(p)
+	return c.guard.check(p, n, err)
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
+	c.guard.wrote()
 	if d, ok := c.writeArmed.update(c.writeWant, c.slack); ok {
 		if err := c.Conn.SetWriteDeadline(d); err != nil {
 			return 0, err

@@ -257,17 +257,6 @@ func compileRouteRegex(pattern string, caseInsensitive bool) (re *regexp.Regexp,
 	return re, anchor, nil
 }
 
-func hostRank(r *route) int {
-	switch {
-	case len(r.host) == 0:
-		return 0
-	case r.wildcard:
-		return 1
-	default:
-		return 2
-	}
-}
-
 // parseRouteHost turns "*.Example.com" into (".example.com", true).
 func parseRouteHost(h string) ([]byte, bool) {
 	h = strings.ToLower(h)

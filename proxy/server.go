@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -221,8 +222,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	pl := &lazyListener{Listener: ln, slack: deadlineSlack(s.fixed.ReadTimeout, s.fixed.WriteTimeout, s.fixed.IdleTimeout)}
 	if s.fixed.TLSCertFile != "" {
-		return s.srv.ServeTLS(pl, s.fixed.TLSCertFile, s.fixed.TLSKeyFile)
+		// TLS here rather than by ServeTLS, so that request heads are
+		// guarded in plain text (headguard.go).
+		cert, err := tls.LoadX509KeyPair(s.fixed.TLSCertFile, s.fixed.TLSKeyFile)
+		if err != nil {
+			return err
+		}
+		return s.srv.Serve(guardedListener{tls.NewListener(pl, &tls.Config{Certificates: []tls.Certificate{cert}})})
 	}
+	pl.guard = true
 	return s.srv.Serve(pl)
 }
 

@@ -62,6 +62,19 @@ func (s *Server) Snapshot() Snapshot {
 	var snap Snapshot
 	for _, r := range st.router.routes {
 		rs := RouteStatus{Name: r.name, PathPrefix: string(r.prefix), StripPrefix: r.stripPrefix}
+		switch r.kind {
+		case matchExact:
+			rs.PathPrefix = "= " + rs.PathPrefix
+		case matchRegex:
+			rs.PathPrefix = "~ " + r.re.String()
+		default:
+			if r.regexStops {
+				rs.PathPrefix = "^~ " + rs.PathPrefix
+			}
+		}
+		if r.internal {
+			rs.PathPrefix += " (internal)"
+		}
 		rs.Host = string(r.host)
 		if r.wildcard {
 			rs.Host = "*" + rs.Host
@@ -71,6 +84,8 @@ func (s *Server) Snapshot() Snapshot {
 			rs.Target = "upstream " + t.up.name
 		case *answer:
 			rs.Target = "return " + strconv.Itoa(t.status)
+		case *fileTarget:
+			rs.Target = "files " + t.dir
 		default:
 			rs.Target = "handler"
 		}

@@ -115,7 +115,7 @@ func (s *Server) upgrade(ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) {
 		tried |= 1 << uint(i%64)
 		srv := set.servers[i]
 		if hostPerAttempt {
-			out.Header.SetHost(srv.hostHeader)
+			out.Header.SetBytesKV(ex.hostField, bytesOf(srv.hostHeader))
 		}
 		conn, br, resp, err := handshake(srv, &out.Header, now.Add(timeout), attempt)
 		done := s.now()

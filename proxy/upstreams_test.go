@@ -122,6 +122,7 @@ func TestHTTPSUpstreamWithSNIAndClientCertificate(t *testing.T) {
 	uo := testUpstreamOptions("https://" + addrOf(srv)[len("https://"):])
 	uo.TLS = TLSOptions{ServerName: "api.internal", CAFile: caFile,
 		CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
+	uo.ConnectTimeout = 10 * time.Second // the handshake counts too; -race on a busy machine is slow
 	o.Upstreams["up"] = uo
 	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up"}}
 	addr, _ := startProxy(t, o)

@@ -43,6 +43,19 @@ func cacheOptions(cfg *config.Config, log *zap.Logger) cache.Options {
 		StaleIfError:   cfg.Cache.StaleIfError.Duration,
 		Precision:      cfg.Coupon.GeohashPrecision,
 		Logger:         log,
+
+		SentinelMaster:   r.SentinelMaster,
+		SentinelUsername: r.SentinelUsername,
+		SentinelPassword: r.SentinelPassword,
+		TLS:              r.TLS,
+		TLSCAFile:        r.TLSCAFile,
+		TLSServerName:    r.TLSServerName,
+		Instance:         instanceName(),
+		ProbeInterval:    cfg.Cache.ProbeInterval.Duration,
+		ProbeTimeout:     cfg.Cache.ProbeTimeout.Duration,
+		OnStreamLoss:     streamLoss(cfg.Cache.OnStreamLoss),
+		DegradedTTL:      cfg.Cache.DegradedTTL.Duration,
+		VerifySample:     cfg.Cache.VerifySample,
 	}
 }
 
@@ -114,6 +127,30 @@ func (c *couponService) Close() {
 		c.redis.Close()
 	}
 }
+
+// maxHotKeys bounds the coupon keys handed to a new binary for warming.
+const maxHotKeys = 10000
+
+// hotKeys returns the cache keys worth reading before a new process serves;
+// none for the file store, which loads everything anyway.
+func (c *couponService) hotKeys() []string {
+	if c.redis == nil {
+		return nil
+	}
+	return c.redis.HotKeys(maxHotKeys)
+}
+
+// warm reads keys from Redis into the cache; see cache.Store.Warm.
+func (c *couponService) warm(ctx context.Context, keys []string) (int, error) {
+	if c.redis == nil || len(keys) == 0 {
+		return 0, nil
+	}
+	return c.redis.Warm(ctx, keys)
+}
+
+// ready reports whether the store can answer: the file is loaded, or Redis
+// answers.
+func (c *couponService) ready() bool { return c.redis == nil || c.redis.Connected() }
 
 func (c *couponService) storeState() string {
 	switch {

@@ -45,6 +45,7 @@ func (a *app) registerMetrics(reg *prometheus.Registry) {
 	counter("edgeproxy_coupon_stale_answers_total", "Answers served stale while Redis was unreachable.", nil, st.Stale.Load)
 	counter("edgeproxy_redis_errors_total", "Redis reads that failed.", nil, st.RedisErrors.Load)
 	counter("edgeproxy_coupon_invalid_in_redis_total", "Coupons in Redis skipped for invalid JSON.", nil, st.BadCoupons.Load)
+	registerFreshness(reg, rs)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgeproxy_redis_up", Help: "1 while Redis answers."},
 		func() float64 {
 			if rs.Connected() {

@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -60,9 +60,10 @@ func openAccessLog(c *config.Config) (*proxy.AccessLog, error) {
 	})
 }
 
-// serve runs until SIGTERM or SIGINT and returns the exit code.
+// serve runs until SIGTERM or SIGINT, or until a new binary has taken
+// over after SIGUSR2, and returns the exit code.
 func serve(cfg *config.Config, stderr io.Writer) int {
-	log := newLogger(cfg.Log.Level, stderr)
+	log := newLogger(cfg.Log.Level, stderr).With(zap.Int("pid", os.Getpid()))
 	defer log.Sync()
 	fail := func(msg string, err error) int {
 		log.Error(msg, zap.Error(err))
@@ -72,8 +73,20 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	// Signals are taken over first: a SIGHUP during start-up must not
 	// kill the process with the default action.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+
+	ho, err := newHandover(cfg.Server.PIDFile, log)
+	if err != nil {
+		return fail("starting", err)
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			ho.stop()
+		}
+	}()
+	sd := notifier{log: log}
 
 	access, err := openAccessLog(cfg)
 	if err != nil {
@@ -102,11 +115,11 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		a.coupons.setFallback(a.proxy)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	ln, err := ho.listen("public", cfg.Server.Listen)
 	if err != nil {
 		return fail("listening", err)
 	}
-	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	adminLn, err := ho.listen("admin", cfg.Admin.Listen)
 	if err != nil {
 		ln.Close()
 		return fail("admin listener", err)
@@ -118,11 +131,41 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		Status:    admin.NewStatusPage(a.status, reg),
 	})
 
+	if ho.upgraded() && a.coupons != nil {
+		// The old process keeps serving until this one is ready, so a new
+		// one answers coupons from Redis, never from the fallback. It gives
+		// up before the old one would kill it, to say why.
+		ctx, cancel := context.WithTimeout(baseCtx, upgradeTimeout-2*time.Second)
+		defer cancel()
+		if err := pollUntil(ctx, 20*time.Millisecond, a.coupons.ready); err != nil {
+			return fail("binary upgrade: coupon store not ready; the old process keeps serving", fmt.Errorf("%s: %w", a.coupons.storeState(), err))
+		}
+		// The old process's hot keys are read now, in batches, rather than
+		// missed one by one by the first requests after the switch. A key
+		// that cannot be read in time is left to its first request.
+		if keys := ho.hotKeys(); len(keys) > 0 {
+			start := time.Now()
+			n, err := a.coupons.warm(ctx, keys)
+			log.Info("coupon cache warmed from Redis", zap.Int("keys", len(keys)), zap.Int("warmed", n),
+				zap.Duration("took", time.Since(start)), zap.Error(err))
+		}
+		cancel()
+	}
+
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.proxy.Serve(ln) }()
 	go func() { serveErr <- adm.Serve(adminLn) }()
+	// systemd hears of the new main PID before the old process can exit:
+	// a main process gone with no successor would fail the service.
+	sd.ready()
+	if err := ho.ready(); err != nil {
+		if ho.upgraded() {
+			sd.send(fmt.Sprintf("MAINPID=%d", os.Getppid())) // the old process keeps serving
+		}
+		return fail("starting", err)
+	}
 	log.Info("edgeproxy started", zap.String("version", version), zap.String("listen", ln.Addr().String()),
-		zap.String("admin", adminLn.Addr().String()), zap.String("config", cfg.Path))
+		zap.String("admin", adminLn.Addr().String()), zap.String("config", cfg.Path), zap.Bool("upgraded", ho.upgraded()))
 
 	for {
 		select {
@@ -130,18 +173,31 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 			if err != nil {
 				return fail("listener stopped", err)
 			}
+		case <-ho.replaced():
+			handedOver = true
+			return a.shutdown(adm, "binary upgrade")
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
+				sd.reloading()
 				a.reload()
+				sd.ready()
 			case syscall.SIGUSR1:
 				if err := a.access.Reopen(); err != nil {
 					log.Error("reopening access log", zap.Error(err))
 				} else {
 					log.Info("access log reopened")
 				}
+			case syscall.SIGUSR2:
+				if a.coupons != nil {
+					if err := ho.passHotKeys(a.coupons.hotKeys()); err != nil {
+						log.Warn("binary upgrade: the new process will start with a cold coupon cache", zap.Error(err))
+					}
+				}
+				go ho.upgrade()
 			default:
-				return a.shutdown(adm, sig)
+				sd.stopping()
+				return a.shutdown(adm, sig.String())
 			}
 		}
 	}
@@ -159,6 +215,7 @@ func (a *app) options(cfg *config.Config) proxy.Options {
 			Host:       cfg.Coupon.Host,
 			PathPrefix: cfg.Coupon.PathPrefix,
 			Handler:    a.coupons.handle,
+			Compress:   true, // [compression] applies to coupon answers too
 		})
 	}
 	return o
@@ -196,9 +253,10 @@ func (a *app) reload() {
 	a.log.Info("configuration reloaded", zap.String("config", a.path), zap.Duration("took", time.Since(start)))
 }
 
-func (a *app) shutdown(adm *admin.Server, sig os.Signal) int {
+// shutdown stops accepting and drains; why is the signal or the upgrade.
+func (a *app) shutdown(adm *admin.Server, why string) int {
 	cfg := a.cfg.Load()
-	a.log.Info("shutting down", zap.String("signal", sig.String()), zap.Duration("timeout", cfg.Server.ShutdownTimeout.Duration))
+	a.log.Info("shutting down", zap.String("signal", why), zap.Duration("timeout", cfg.Server.ShutdownTimeout.Duration))
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
 	defer cancel()
 	code := 0
@@ -225,6 +283,7 @@ func (a *app) ready() (bool, map[string]string) {
 	}
 	if a.coupons != nil {
 		detail["coupon_store"] = a.coupons.storeState()
+		a.coupons.freshnessDetail(detail)
 	}
 	return true, detail
 }
@@ -238,6 +297,7 @@ func (a *app) status() admin.StatusData {
 		if r := c.redis; r != nil {
 			cs.L1Hits, cs.L2Hits, cs.RedisReads = r.Stats.L0Hits.Load()+r.Stats.L1Hits.Load(), r.Stats.L2Hits.Load(), r.Stats.Misses.Load()
 			cs.Invalidations, cs.InvalidationsAll = r.Stats.Invalidations.Load(), r.Stats.InvalidateAll.Load()
+			c.freshnessStatus(cs)
 		} else {
 			cs.L1Hits = n.Hit.Load() // the file store answers from memory
 		}

@@ -1,217 +1,516 @@
 package main
 
 import (
-	"context"
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
+
+	"github.com/edgeproxy/edgeproxy/internal/redistest"
 )
 
-// wsEcho is a WebSocket echo upstream; each message is answered with
-// prefix + the message.
-func wsEcho(t *testing.T, prefix string) string {
-	t.Helper()
-	return upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			if err := c.Write(context.Background(), typ, append([]byte(prefix), msg...)); err != nil {
-				return
-			}
-		}
-	})
+// family is an edgeproxy and the processes that binary upgrades start from
+// it: they share one stderr pipe, read here line by line.
+type family struct {
+	t     *testing.T
+	mu    sync.Mutex
+	text  strings.Builder
+	lines []map[string]any
+	more  chan struct{} // signalled on each new line
+	eof   chan struct{} // every process holding the pipe has exited
 }
 
-func wsConfig(up, accessLog string) string {
+func newFamily(t *testing.T, cmd *exec.Cmd) *family {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = w // Stdout stays nil (/dev/null): no copying that Wait would wait on
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	f := &family{t: t, more: make(chan struct{}, 1), eof: make(chan struct{})}
+	go func() {
+		defer close(f.eof)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var m map[string]any
+			_ = json.Unmarshal(sc.Bytes(), &m)
+			f.mu.Lock()
+			f.text.WriteString(sc.Text() + "\n")
+			if m != nil {
+				f.lines = append(f.lines, m)
+			}
+			f.mu.Unlock()
+			select {
+			case f.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return f
+}
+
+func (f *family) log() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.text.String()
+}
+
+// wait returns the first log line from seen on that has msg and was
+// written by pid (0: any process) and the index after it.
+func (f *family) wait(from int, msg string, pid int, d time.Duration) (map[string]any, int) {
+	f.t.Helper()
+	timeout := time.After(d)
+	for {
+		f.mu.Lock()
+		for i := from; i < len(f.lines); i++ {
+			m := f.lines[i]
+			if m["msg"] == msg && (pid == 0 || logPID(m) == pid) {
+				f.mu.Unlock()
+				return m, i + 1
+			}
+		}
+		from = len(f.lines)
+		f.mu.Unlock()
+		select {
+		case <-f.more:
+		case <-f.eof:
+			f.t.Fatalf("all processes exited waiting for %q of pid %d:\n%s", msg, pid, f.log())
+		case <-timeout:
+			f.t.Fatalf("no %q from pid %d within %v:\n%s", msg, pid, d, f.log())
+		}
+	}
+}
+
+func logPID(m map[string]any) int {
+	n, _ := m["pid"].(float64)
+	return int(n)
+}
+
+// notifications collects what the processes tell systemd over NOTIFY_SOCKET.
+func notifications(t *testing.T, path string) <-chan string {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(ch)
+				return
+			}
+			ch <- string(buf[:n])
+		}
+	}()
+	return ch
+}
+
+func expectNotify(t *testing.T, ch <-chan string, want string) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got != want {
+			t.Errorf("sd_notify: got %q, want %q", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("sd_notify: no %q", want)
+	}
+}
+
+// reap waits for a process the test adopted (as child subreaper) to exit.
+func reap(t *testing.T, pid int, d time.Duration) int {
+	t.Helper()
+	p, _ := os.FindProcess(pid)
+	done := make(chan *os.ProcessState, 1)
+	go func() {
+		st, err := p.Wait()
+		if err != nil {
+			t.Errorf("waiting for pid %d: %v", pid, err)
+		}
+		done <- st
+	}()
+	select {
+	case st := <-done:
+		if st == nil {
+			return -1
+		}
+		return st.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("pid %d did not exit within %v", pid, d)
+		return -1
+	}
+}
+
+// replaceFile puts content at path the way an operator's install does: a
+// new file renamed over the old, which a running binary does not block.
+func replaceFile(t *testing.T, path string, content []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadGen sends requests until stopped: keep-alive clients and clients
+// that open a connection for every request. Every answer is checked.
+// The latter are paced (50 connections a second each): every closed
+// connection holds a loopback port in TIME_WAIT for a minute, and the
+// tests after this one need ports too.
+type loadGen struct {
+	ok, failed, couponOK atomic.Int64
+	mu                   sync.Mutex
+	errs                 []string
+	stop                 chan struct{}
+	wg                   sync.WaitGroup
+}
+
+func startLoad(base string, ids []string) *loadGen {
+	l := &loadGen{stop: make(chan struct{})}
+	keepAlive := &http.Transport{MaxIdleConnsPerHost: 4}
+	fresh := &http.Transport{DisableKeepAlives: true}
+	for w, tr := range []*http.Transport{keepAlive, keepAlive, fresh, fresh} {
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			var pace <-chan time.Time
+			if tr == fresh {
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				pace = tick.C
+			}
+			deadline := time.Now().Add(2 * time.Minute) // bounded whatever happens
+			for i := w; time.Now().Before(deadline); i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if pace != nil {
+					select {
+					case <-l.stop:
+						return
+					case <-pace:
+					}
+				}
+				if i%2 == 0 {
+					l.check(c, base+"/x", "a")
+				} else {
+					id := ids[i/2%len(ids)]
+					if l.check(c, base+"/coupons/"+id, `"id":"`+id+`"`) {
+						l.couponOK.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *loadGen) check(c *http.Client, url, want string) bool {
+	resp, err := c.Get(url)
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && (resp.StatusCode != 200 || !strings.Contains(string(body), want)) {
+			err = fmt.Errorf("%d %q", resp.StatusCode, body)
+		}
+	}
+	if err != nil {
+		l.failed.Add(1)
+		l.mu.Lock()
+		if len(l.errs) < 10 {
+			l.errs = append(l.errs, url+": "+err.Error())
+		}
+		l.mu.Unlock()
+		return false
+	}
+	l.ok.Add(1)
+	return true
+}
+
+func (l *loadGen) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// longResponse starts a slow streamed download and returns once its first
+// chunk arrived; the channel gets the whole outcome.
+func longResponse(t *testing.T, url string) <-chan string {
+	t.Helper()
+	resp, err := client.Get(url) // its timeout bounds the whole download
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan string, 1)
+	go func() {
+		defer resp.Body.Close()
+		rest, err := io.ReadAll(br)
+		out <- fmt.Sprintf("%d %d chunks %v", resp.StatusCode, strings.Count(first+string(rest), "chunk\n"), err)
+	}()
+	return out
+}
+
+const slowChunks = 40
+
+func upgradeConfig(redisAddr, up, pidFile, accessLog string) string {
 	return fmt.Sprintf(`[server]
 listen = "127.0.0.1:0"
-shutdown_timeout = "5s"
-upgrade_idle_timeout = "1h"
-max_conns = 100
+shutdown_timeout = "10s"
+pid_file = %q
 [admin]
 listen = "127.0.0.1:0"
 [log]
 access_log = %q
-[upstreams.ws]
+[upstreams.a]
 servers = [%q]
 [[routes]]
 path_prefix = "/"
-upstream = "ws"
-`, accessLog, up)
+upstream = "a"
+[coupon]
+source = "redis"
+fallback_upstream = ""
+[redis]
+addrs = [%q]
+`, pidFile, accessLog, up, redisAddr)
 }
 
-func wsDial(t *testing.T, addr, path string) *websocket.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+addr+path, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
+// TestBinaryUpgrade upgrades the binary five times under continuous
+// keep-alive and new-connection load: twice to a working binary, once with
+// a config whose check fails, once to a binary that never gets ready, and
+// once more to a working one. No request fails, a long response of an old
+// process finishes, the PID file and systemd always name the process that
+// serves, and each new process reads the old one's hot coupon keys from
+// Redis before it serves: one read per key, no misses after the switch.
+func TestBinaryUpgrade(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about 20 s, 10 of them waiting out a binary that never gets ready")
 	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-func wsRoundTrip(t *testing.T, c *websocket.Conn, msg string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		return "", err
+	// Processes started by an upgrade outlive their parent; as subreaper
+	// the test adopts them and can see how they exit.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skipf("cannot become child subreaper: %v", err)
 	}
-	_, got, err := c.Read(ctx)
-	return string(got), err
-}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 
-// TestWebSocketReloadAndDrain runs the binary as an operator would: tunnels
-// show in /metrics and /status, outlive SIGHUP, and are closed and logged
-// when SIGTERM's drain ends.
-func TestWebSocketReloadAndDrain(t *testing.T) {
-	a, b := wsEcho(t, "a:"), wsEcho(t, "b:")
-	dir := t.TempDir()
-	accessLog := filepath.Join(dir, "access.log")
-	cfgPath := writeFile(t, dir, "edge.toml", wsConfig(a, accessLog))
-	p := start(t, cfgPath)
-
-	// More tunnels than max_conns: a tunnel is not a request in flight.
-	const n = 120
-	conns := make([]*websocket.Conn, n)
-	for i := range conns {
-		conns[i] = wsDial(t, p.addr, fmt.Sprintf("/t%d", i))
-		if got, err := wsRoundTrip(t, conns[i], "hi"); err != nil || got != "a:hi" {
-			t.Fatalf("tunnel %d: %q %v", i, got, err)
+	r := redistest.Start(t)
+	up := upstream(t, func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/slow" {
+			io.WriteString(w, "a")
+			return
 		}
-	}
-	if v := metricValue(t, p, "edgeproxy_upgraded_connections"); v != n {
-		t.Errorf("edgeproxy_upgraded_connections = %v, want %d", v, n)
-	}
-	if v := metricValue(t, p, `edgeproxy_upgraded_bytes_total{direction="to_upstream"}`); v < n*8 { // "hi" in a masked frame
-		t.Errorf("bytes to upstream = %v", v)
-	}
-	if v := metricValue(t, p, `edgeproxy_upgraded_bytes_total{direction="to_client"}`); v < n*6 { // "a:hi" in an unmasked frame
-		t.Errorf("bytes to clients = %v", v)
-	}
-	_, page := getBody(t, "http://"+p.admin+"/status")
-	if !regexp.MustCompile(`id="tunnels-open">` + fmt.Sprint(n) + `<`).MatchString(page) {
-		t.Errorf("/status does not show %d open tunnels:\n%s", n, page)
-	}
-
-	// SIGHUP points the route elsewhere: open tunnels stay on their
-	// upstream, new ones go to the new one.
-	writeFile(t, dir, "edge.toml", strings.Replace(wsConfig(a, accessLog), a, b, 1))
-	p.signal(syscall.SIGHUP)
-	p.waitLog("configuration reloaded", 5*time.Second)
-	if got, err := wsRoundTrip(t, conns[0], "after"); err != nil || got != "a:after" {
-		t.Fatalf("tunnel after reload: %q %v", got, err)
-	}
-	if got, err := wsRoundTrip(t, wsDial(t, p.addr, "/new"), "x"); err != nil || got != "b:x" {
-		t.Fatalf("new tunnel after reload: %q %v", got, err)
-	}
-
-	// SIGTERM: nothing in flight, so the drain ends at once and the
-	// tunnels are closed well before shutdown_timeout.
-	start := time.Now()
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(10 * time.Second); code != 0 {
-		t.Errorf("exit code %d", code)
-	}
-	if el := time.Since(start); el > 4*time.Second {
-		t.Errorf("shutdown with open tunnels took %v", el)
-	}
-	if _, err := wsRoundTrip(t, conns[1], "gone?"); err == nil {
-		t.Error("tunnel still open after exit")
-	}
-	logged, _ := os.ReadFile(accessLog)
-	if c := strings.Count(string(logged), `"status":101,`); c != n+1 {
-		t.Errorf("%d tunnel lines in the access log, want %d", c, n+1)
-	}
-	if c := strings.Count(string(logged), `"error":"closed by shutdown"`); c != n+1 {
-		t.Errorf("%d tunnels logged as closed by shutdown, want %d", c, n+1)
-	}
-}
-
-// TestWebSocketTunnelMemory measures the proxy process's resident memory
-// per open tunnel, 1,000 tunnels at once.
-func TestWebSocketTunnelMemory(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("1,000 tunnels: skipped under -short and -race (the clients and upstream in this process would take half a minute)")
-	}
-	const n = 1000
-	raiseFileLimit(t, 4*n+1000)
-	up := wsEcho(t, "")
+		for i := 0; i < slowChunks; i++ {
+			io.WriteString(w, "chunk\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond) // a response that takes 2 s to send
+		}
+	})
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "edge.toml", strings.Replace(wsConfig(up, "off"), "max_conns = 100", "max_conns = 2000", 1))
-	p := startWith(t, plainBinary(t), cfg)
-	pid := p.cmd.Process.Pid
-	// Warm up: one tunnel, so the first one's one-off costs are not counted.
-	warm := wsDial(t, p.addr, "/")
-	if _, err := wsRoundTrip(t, warm, "warm"); err != nil {
+	var ids []string
+	var jsonl strings.Builder
+	for i := 0; i < 40; i++ {
+		ids = append(ids, "u"+strconv.Itoa(i))
+		fmt.Fprintf(&jsonl, `{"id":"u%d","lat":35.%03d,"lon":139.767}`+"\n", i, 600+i)
+	}
+	pidFile := filepath.Join(dir, "run", "edgeproxy.pid")
+	os.Mkdir(filepath.Join(dir, "run"), 0o755)
+	goodConfig := upgradeConfig(r.Addr, up, pidFile, filepath.Join(dir, "access.log"))
+	cfg := writeFile(t, dir, "edge.toml", goodConfig)
+	if out, errOut, code := runBinary(t, "coupons", "import", "-config", cfg, writeFile(t, dir, "c.jsonl", jsonl.String())); code != 0 {
+		t.Fatalf("import: %d %s %s", code, out, errOut)
+	}
+
+	// The binary lives at a path of its own, which the test replaces.
+	bin := filepath.Join(dir, "bin", "edgeproxy")
+	os.Mkdir(filepath.Dir(bin), 0o755)
+	goodBinary, err := os.ReadFile(binary)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rssBefore := statusKiB(pid, "VmRSS")
+	replaceFile(t, bin, goodBinary)
+	sd := notifications(t, filepath.Join(dir, "notify.sock"))
 
-	conns := make([]*websocket.Conn, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	sem := make(chan struct{}, 50)
-	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c, _, err := websocket.Dial(ctx, "ws://"+p.addr+"/", nil)
-			if err != nil {
-				errs <- err
-				return
+	cmd := exec.Command(bin, "-config", cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(dir, "notify.sock"))
+	fam := newFamily(t, cmd)
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		// Whatever still serves is stopped; the pipe closes when all exited.
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n > 0 {
+				syscall.Kill(n, syscall.SIGKILL)
 			}
-			conns[i] = c
-			if err := c.Write(ctx, websocket.MessageText, []byte("x")); err != nil {
-				errs <- err
-				return
-			}
-			if _, _, err := c.Read(ctx); err != nil {
-				errs <- err
-			}
-		}()
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("edgeproxy processes' stderr:\n%s", fam.log())
+		}
+	})
+	m, at := fam.wait(0, "edgeproxy started", pid, 20*time.Second)
+	base := "http://" + m["listen"].(string)
+	expectNotify(t, sd, fmt.Sprintf("READY=1\nMAINPID=%d", pid))
+	checkPIDFile := func(step string, want int) {
+		t.Helper()
+		b, err := os.ReadFile(pidFile)
+		if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(want) {
+			t.Errorf("%s: pid file holds %q (%v), want %d", step, b, err, want)
+		}
 	}
-	wg.Wait()
-	close(errs)
+	checkPIDFile("start", pid)
+
+	load := startLoad(base, ids)
 	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.CloseNow()
-			}
+		select {
+		case <-load.stop:
+		default:
+			load.halt()
 		}
 	}()
-	for err := range errs {
-		t.Fatal(err)
+	waitUntil(t, func() bool { return load.couponOK.Load() > 200 }, 20*time.Second)
+
+	redisReads := func() int { c := r.CommandCalls(); return c["get"] + c["hgetall"] }
+	exited := func(p int) int {
+		if p == cmd.Process.Pid {
+			cmd.Wait()
+			return cmd.ProcessState.ExitCode()
+		}
+		return reap(t, p, 20*time.Second)
 	}
-	if v := metricValue(t, p, "edgeproxy_upgraded_connections"); v != n+1 {
-		t.Fatalf("edgeproxy_upgraded_connections = %v, want %d", v, n+1)
+
+	// upgradeOK sends SIGUSR2 and follows the hand-over to its end.
+	upgradeOK := func(step string) {
+		t.Helper()
+		readsBefore, couponsBefore := redisReads(), load.couponOK.Load()
+		syscall.Kill(pid, syscall.SIGUSR2)
+		m, next := fam.wait(at, "edgeproxy started", 0, 15*time.Second)
+		newPID := logPID(m)
+		warm, _ := fam.wait(at, "coupon cache warmed from Redis", newPID, time.Second)
+		// L0 holds ids read more than once: by now nearly all of them.
+		if k, _ := warm["keys"].(float64); k < float64(len(ids))*3/4 || warm["warmed"] != k {
+			t.Errorf("%s: the new process warmed %v", step, warm)
+		}
+		if newPID == pid || m["upgraded"] != true || "http://"+m["listen"].(string) != base {
+			t.Fatalf("%s: new process %v", step, m)
+		}
+		expectNotify(t, sd, fmt.Sprintf("READY=1\nMAINPID=%d", newPID))
+		fam.wait(at, "shutting down", pid, 5*time.Second)
+		if code := exited(pid); code != 0 {
+			t.Errorf("%s: old process exited %d", step, code)
+		}
+		checkPIDFile(step, newPID)
+		// The new process warmed from Redis without a miss storm: one read
+		// per coupon id, however many requests it answers.
+		waitUntil(t, func() bool { return load.couponOK.Load() > couponsBefore+400 }, 20*time.Second)
+		reads, served := redisReads()-readsBefore, load.couponOK.Load()-couponsBefore
+		t.Logf("%s: pid %d -> %d; %d coupon answers, %d Redis reads", step, pid, newPID, served, reads)
+		if reads > 2*len(ids) {
+			t.Errorf("%s: %d Redis reads for %d coupon ids (%d answers): a miss storm", step, reads, len(ids), served)
+		}
+		pid, at = newPID, next
 	}
-	rssAfter := statusKiB(pid, "VmRSS")
-	per := float64(rssAfter-rssBefore) / n
-	t.Logf("%d tunnels: proxy RSS %d → %d KiB, %.1f KiB per tunnel", n, rssBefore, rssAfter, per)
-	if per > 128 {
-		t.Errorf("%.1f KiB of RSS per tunnel, want at most 128", per)
+	// upgradeRefused sends SIGUSR2 and expects the old process to keep
+	// serving, saying why.
+	upgradeRefused := func(step, why string, within time.Duration) {
+		t.Helper()
+		syscall.Kill(pid, syscall.SIGUSR2)
+		m, next := fam.wait(at, "binary upgrade failed; this process keeps serving", pid, within)
+		if !strings.Contains(m["why"].(string), why) {
+			t.Errorf("%s: why = %q, want %q", step, m["why"], why)
+		}
+		checkPIDFile(step, pid)
+		okBefore := load.ok.Load()
+		waitUntil(t, func() bool { return load.ok.Load() > okBefore+100 }, 10*time.Second)
+		at = next
+	}
+
+	// 1. A working binary, with a long response in flight on the old one.
+	long := longResponse(t, base+"/slow")
+	upgradeOK("upgrade 1")
+	if got, want := <-long, fmt.Sprintf("200 %d chunks <nil>", slowChunks); got != want {
+		t.Errorf("long response of the old process: %s, want %s", got, want)
+	}
+
+	// 2. The new process's config check fails.
+	writeFile(t, dir, "edge.toml", strings.Replace(goodConfig, `upstream = "a"`, `upstream = "nope"`, 1))
+	upgradeRefused("upgrade 2 (bad config)", "exited before it was ready", 10*time.Second)
+	if !strings.Contains(fam.log(), cfg+":13:1: routes[0].upstream") {
+		t.Errorf("the new process did not name the config error")
+	}
+	writeFile(t, dir, "edge.toml", goodConfig)
+
+	// 3. A working binary; then SIGHUP and SIGUSR1 reach the new process.
+	upgradeOK("upgrade 3")
+	syscall.Kill(pid, syscall.SIGHUP)
+	_, at = fam.wait(at, "configuration reloaded", pid, 5*time.Second)
+	if got := <-sd; !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
+		t.Errorf("sd_notify on SIGHUP: %q", got)
+	}
+	expectNotify(t, sd, fmt.Sprintf("READY=1\nMAINPID=%d", pid))
+	syscall.Kill(pid, syscall.SIGUSR1)
+	_, at = fam.wait(at, "access log reopened", pid, 5*time.Second)
+
+	// 4. A binary that never gets ready is killed after 10 s.
+	replaceFile(t, bin, []byte("#!/bin/sh\nexec sleep 60\n"))
+	began := time.Now()
+	upgradeRefused("upgrade 4 (never ready)", "not ready within 10s", 20*time.Second)
+	if took := time.Since(began); took < upgradeTimeout {
+		t.Errorf("gave up on the new binary after %v", took)
+	}
+	replaceFile(t, bin, goodBinary)
+
+	// 5. A working binary again.
+	upgradeOK("upgrade 5")
+
+	load.halt()
+	t.Logf("%d requests answered, %d failed", load.ok.Load(), load.failed.Load())
+	if n := load.failed.Load(); n != 0 {
+		t.Errorf("%d requests failed across the upgrades: %v", n, load.errs)
+	}
+	select {
+	case got := <-sd:
+		t.Errorf("unexpected sd_notify %q", got)
+	default:
+	}
+
+	// SIGTERM still stops the process: STOPPING=1, pid file removed, exit 0.
+	syscall.Kill(pid, syscall.SIGTERM)
+	expectNotify(t, sd, "STOPPING=1")
+	if code := exited(pid); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left after a normal exit: %v", err)
 	}
 }
