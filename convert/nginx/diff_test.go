@@ -339,7 +339,7 @@ func runDiffCase(t *testing.T, bin, nginxBin, dir string, known *atomic.Int64) (
 	nginxPort := freePort(t)
 	nginxDir, edgeDir := filepath.Join(t.TempDir(), "nginx"), filepath.Join(t.TempDir(), "edge")
 	copyCase(t, dir, nginxDir, strings.NewReplacer(append(pairs, "{{PORT}}", strconv.Itoa(nginxPort), "{{DIR}}", nginxDir)...))
-	copyCase(t, dir, edgeDir, strings.NewReplacer(append(pairs, "{{PORT}}", "0", "{{DIR}}", edgeDir)...))
+	copyCase(t, dir, edgeDir, strings.NewReplacer(append(pairs, "{{PORT}}", strconv.Itoa(freePort(t)), "{{DIR}}", edgeDir)...))
 
 	// Convert with the binary, as an operator would.
 	out := filepath.Join(edgeDir, "edgeproxy.toml")
