@@ -20,7 +20,7 @@ func TestConvertNginxExitCodes(t *testing.T) {
 		return p
 	}
 	carried := conf("carried.conf", "worker_processes 2;\nevents {}\nhttp {\n  server {\n    listen 8080;\n    location / { proxy_pass http://127.0.0.1:9001; proxy_set_header Host $http_host; }\n  }\n}\n")
-	blocked := conf("blocked.conf", "events {}\nhttp {\n  server {\n    listen 8080;\n    location / { proxy_pass http://127.0.0.1:9001/v2/; }\n  }\n}\n")
+	blocked := conf("blocked.conf", "events {}\nhttp {\n  server {\n    listen 8080;\n    location / { fastcgi_pass 127.0.0.1:9000; }\n  }\n}\n")
 	broken := conf("broken.conf", "events {}\nhttp {\n  server {\n")
 	out := filepath.Join(dir, "out.toml")
 	for _, tc := range []struct {
@@ -29,7 +29,7 @@ func TestConvertNginxExitCodes(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"convert", "nginx", "-o", out, carried}, 0, "carried.conf:1: worker_processes: ignored: "},
-		{[]string{"convert", "nginx", blocked}, 3, "blocked.conf:5: proxy_pass: blocking: "},
+		{[]string{"convert", "nginx", blocked}, 3, "blocked.conf:5: fastcgi_pass: blocking: edgeproxy forwards HTTP only"},
 		{[]string{"convert", "nginx", broken}, 1, "broken.conf:4: nginx rejects this config: unexpected end of file, expecting \"}\""},
 		{[]string{"convert", "nginx", filepath.Join(dir, "missing.conf")}, 1, "no such file"},
 		{[]string{"convert", "apache", carried}, 2, "usage"},
