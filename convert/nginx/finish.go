@@ -748,6 +748,9 @@ func (c *converter) limitKeys(o *output, f *fields, set *settings, proxied bool,
 	if set.accessLog.set && !set.accessLog.v {
 		f.set("access_log", false)
 	}
+	if set.limitRate.set && set.limitRate.v != "" {
+		f.set("limit_rate", set.limitRate.v)
+	}
 }
 
 // accessLog turns `access_log off` everywhere into [log] access_log = "off";

@@ -256,7 +256,7 @@ func rules() []rule {
 		blockingRule("limit_conn_zone", cHTTP, "edgeproxy bounds connections with [server] max_conns only"),
 		blockingRule("limit_conn", hsl, "edgeproxy bounds connections with [server] max_conns only"),
 		ignoredRule("limit_conn_status", hsl, whyOnlyFor+" (limit_conn)"),
-		blockingRule("limit_rate", hsli, whyNotYet+" (routes.limit_rate)"),
+		carried("limit_rate", hsli, 1, 1, "limit_rate (bytes per second per response)", carryLimitRate, CapLimitRate),
 		blockingRule("geo", cHTTP, "nginx variables set by the config are not supported"),
 		blockingRule("split_clients", cHTTP, "nginx variables set by the config are not supported"),
 		blockingRule("mirror", hsl, "edgeproxy does not mirror requests"),

@@ -97,6 +97,7 @@ type settings struct {
 	defaultType    val[string]
 	idleTimeout    val[string]
 	realIPHeader   val[string]
+	limitRate      val[string]
 	realIPFrom     list[header]
 }
 

@@ -50,3 +50,18 @@ func carryUnderscores(s *scope, d *Directive) error {
 	}
 	return blocking("edgeproxy passes headers whose names contain _; nginx drops them with `off`")
 }
+
+// carryLimitRate: limit_rate N (0 = off) per response.
+func carryLimitRate(s *scope, d *Directive) error {
+	n, ok := nginxSize(d.Args[0])
+	if !ok {
+		s.c.reject(d, "invalid value %q", d.Args[0])
+		return errReported
+	}
+	v := ""
+	if n > 0 {
+		v = sizeString(n)
+	}
+	s.set.limitRate.put(v, d)
+	return nil
+}

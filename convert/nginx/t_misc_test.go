@@ -61,3 +61,14 @@ func TestNginxTimeAndSizeSyntax(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitRate(t *testing.T) {
+	c := convertSnippet(t, `server { listen 80; location /dl/ { limit_rate 512k; proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
+	if r := c.route(t, 1); r["limit_rate"] != "512KiB" {
+		t.Fatalf("route %v", r)
+	}
+	c = convertSnippet(t, `server { listen 80; location / { limit_rate 1m; proxy_pass http://127.0.0.1:9001; } }`, Caps{})
+	if !strings.Contains(c.finding("limit_rate", 3), "routes.limit_rate") {
+		t.Fatalf("findings %v", c.findings)
+	}
+}
