@@ -36,7 +36,7 @@ func TestRouteKeysAreValidated(t *testing.T) {
 		{"bad access rule", routeBase + "upstream = \"a\"\naccess = [\"permit 10.0.0.0/8\", \"deny 300.1.1.1\"]\n",
 			[]string{"routes[0].access[0]", "must start with \"allow\" or \"deny\"", "routes[0].access[1]", "not a valid CIDR"}},
 		{"missing htpasswd", routeBase + "upstream = \"a\"\nbasic_auth_file = \"nope.htpasswd\"\n",
-			[]string{"f.toml:7:1: routes[0].basic_auth_file: cannot read nope.htpasswd"}},
+			[]string{"f.toml:7:1: routes[0].basic_auth_file: nope.htpasswd: no such file"}},
 		{"error page to unknown route", routeBase + "upstream = \"a\"\nerror_pages = { \"502\" = \"@nowhere\" }\n",
 			[]string{"f.toml:7:1: routes[0].error_pages.502: names route \"@nowhere\""}},
 		{"unreadable error page", routeBase + "upstream = \"a\"\nerror_pages = { \"404\" = \"missing.html\" }\n",
@@ -74,7 +74,7 @@ func TestRouteKeysAreValidated(t *testing.T) {
 func TestRouteKeysAccepted(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "502.html"), []byte("x"), 0o644)
-	os.WriteFile(filepath.Join(dir, "users"), []byte("u:{SHA}x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "users"), []byte("u:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n"), 0o644)
 	text := routeBase + `upstream = "a"
 name = "app"
 methods = ["GET", "POST"]

@@ -71,15 +71,15 @@ type exchange struct {
 	reqBody   requestBody
 	respBody  responseBody
 
-	line    []byte // the access-log line
-	hfields []headerField
-	tokens  [][]byte
-	uri     []byte
+	line      []byte // the access-log line
+	hfields   []headerField
+	tokens    [][]byte
+	uri       []byte
 	hostField []byte // the name of the Host field sent upstream (forward.go)
-	xff     []byte
-	body    []byte
-	scratch []byte // variable values being built
-	names   []byte // header names being deleted
+	xff       []byte
+	body      []byte
+	scratch   []byte // variable values being built
+	names     []byte // header names being deleted
 }
 
 // answeredBy tells who produced the response, for the error pages step:
