@@ -81,13 +81,14 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 		return coupon.Hit, nil
 	}
 	st := coupon.Hit
+	e0 := s.epoch.Load() // before the client: see topology.go
 	cp := s.client.Load()
 	pending := sc.misses
 	if cp != nil && !s.recentlyFailed(now) {
 		client := *cp
 		for len(pending) > 0 {
 			k := min(len(pending), maxBatch)
-			batchSt, err := s.fetchCells(client, hashes, precision, pending[:k], v)
+			batchSt, err := s.fetchCells(client, e0, hashes, precision, pending[:k], v)
 			if err != nil {
 				s.fail(err)
 				break
@@ -113,8 +114,7 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 	return coupon.Stale, nil
 }
 
-func (s *Store) fetchCells(client rueidis.Client, hashes []byte, precision int, batch []cellMiss, v coupon.CellVisitor) (coupon.Status, error) {
-	e0 := s.epoch.Load()
+func (s *Store) fetchCells(client rueidis.Client, e0 uint64, hashes []byte, precision int, batch []cellMiss, v coupon.CellVisitor) (coupon.Status, error) {
 	lost := s.lost.Load() // after e0: see streamState
 	gens := make([]uint64, len(batch))
 	keys := make([]string, len(batch))

@@ -269,6 +269,7 @@ func (s *Store) resync(between func()) error {
 	s.epoch.Add(1)
 	s.lastResync.Store(s.now().UnixNano())
 	if old != nil {
+		s.retireGate(*old)
 		s.closeLater(*old)
 	}
 	return nil
@@ -286,6 +287,9 @@ func (s *Store) closeLater(c rueidis.Client) {
 		case <-s.ctx.Done():
 		}
 		c.Close()
+		s.topo.mu.Lock()
+		delete(s.topo.gates, c)
+		s.topo.mu.Unlock()
 	}()
 }
 

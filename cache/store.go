@@ -64,6 +64,9 @@ type Options struct {
 	// most VerifyRate a second (0: 100).
 	VerifySample float64
 	VerifyRate   int
+	// TopologyInterval is how often a cluster's slot ownership is polled
+	// (topology.go); zero means DefaultTopologyInterval.
+	TopologyInterval time.Duration
 }
 
 // ErrPrecisionMismatch: {prefix}:meta names another geohash precision.
@@ -83,6 +86,7 @@ type Store struct {
 
 	epoch   atomic.Uint64
 	stripes [stripeCount]atomic.Uint64
+	topo    topology
 
 	// lost is set while the invalidation stream is lost (probe.go):
 	// entries filled then expire early (degradedExpiry).
@@ -184,6 +188,8 @@ func New(o Options) (*Store, error) {
 		s.wg.Add(1)
 		go s.verifyLoop()
 	}
+	s.wg.Add(1)
+	go s.watchTopology()
 	return s, nil
 }
 
@@ -192,7 +198,11 @@ func (s *Store) connect() (rueidis.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt.OnInvalidations = s.onInvalidations
+	gate := s.newGate()
+	if s.o.SentinelMaster == "" {
+		opt.InitAddress = s.initAddrs() // the cluster's nodes known so far too
+	}
+	opt.OnInvalidations = gate.onInvalidations
 	opt.ConnWriteTimeout = 3 * time.Second
 	// A request never waits on rueidis's reconnect back-off: it has its
 	// own deadline and falls back on the first failure.
@@ -206,6 +216,7 @@ func (s *Store) connect() (rueidis.Client, error) {
 		client.Close()
 		return nil, err
 	}
+	s.registerGate(client, gate)
 	return client, nil
 }
 
@@ -449,12 +460,14 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 		}
 		return found(l), coupon.Hit, nil
 	}
+	// The epoch before the client: topology.go swaps in the opposite order.
+	e0 := s.epoch.Load()
 	cp := s.client.Load()
 	if cp == nil || s.recentlyFailed(now) {
 		return s.staleCoupon(l, now)
 	}
 	client := *cp
-	e0, g0 := s.epoch.Load(), s.stripeOf(key).Load()
+	g0 := s.stripeOf(key).Load()
 	redisKey := s.o.KeyPrefix + ":" + string(key)
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	var res rueidis.RedisResult

@@ -176,7 +176,8 @@ func TestHotReadsMakeNoRedisRoundTrip(t *testing.T) {
 	}
 	after := r.CommandCalls()
 	for cmd, n := range after {
-		if cmd != "info" && n != before[cmd] {
+		// PING is rueidis's keep-alive, sent every second whatever the load.
+		if cmd != "info" && cmd != "ping" && n != before[cmd] {
 			t.Errorf("hot reads sent %d %s commands to Redis", n-before[cmd], cmd)
 		}
 	}

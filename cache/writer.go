@@ -54,19 +54,18 @@ func (w *Writer) idKey(id string) string     { return w.prefix + ":id:" + id }
 func (w *Writer) cellKey(cell string) string { return w.prefix + ":cell:" + cell }
 
 // Put writes c, moving it out of its old cell if its position changed.
+// The commands are in the order the cluster protocol needs (lock.go): the
+// id key, then the removal from the old cell, then the new cell.
 func (w *Writer) Put(ctx context.Context, c coupon.Coupon) error {
 	cell := coupon.Geohash(c.Lat, c.Lon, w.precision)
 	return w.transact(ctx, c.ID, func(old *coupon.Coupon) rueidis.Commands {
-		cmds := rueidis.Commands{
-			w.client.B().Set().Key(w.idKey(c.ID)).Value(string(c.Raw)).Build(),
-			w.client.B().Hset().Key(w.cellKey(cell)).FieldValue().FieldValue(c.ID, string(c.Raw)).Build(),
-		}
+		cmds := rueidis.Commands{w.client.B().Set().Key(w.idKey(c.ID)).Value(string(c.Raw)).Build()}
 		if old != nil {
 			if oldCell := coupon.Geohash(old.Lat, old.Lon, w.precision); oldCell != cell {
 				cmds = append(cmds, w.client.B().Hdel().Key(w.cellKey(oldCell)).Field(c.ID).Build())
 			}
 		}
-		return cmds
+		return append(cmds, w.client.B().Hset().Key(w.cellKey(cell)).FieldValue().FieldValue(c.ID, string(c.Raw)).Build())
 	})
 }
 
@@ -75,8 +74,8 @@ func (w *Writer) Delete(ctx context.Context, id string) (bool, error) {
 	existed := false
 	err := w.transact(ctx, id, func(old *coupon.Coupon) rueidis.Commands {
 		cmds := rueidis.Commands{w.client.B().Del().Key(w.idKey(id)).Build()}
+		existed = old != nil
 		if old != nil {
-			existed = true
 			cmds = append(cmds, w.client.B().Hdel().Key(w.cellKey(coupon.Geohash(old.Lat, old.Lon, w.precision))).Field(id).Build())
 		}
 		return cmds
@@ -89,22 +88,13 @@ var errConflict = errors.New("coupon changed concurrently")
 // transact reads the coupon's current value under WATCH and applies the
 // commands build returns in one MULTI/EXEC, retrying if another writer
 // changed the coupon in between. Redis Cluster cannot run a transaction
-// across the id and cell slots, so there the commands run one by one.
+// across the id and cell slots: there transactCluster takes over.
 func (w *Writer) transact(ctx context.Context, id string, build func(old *coupon.Coupon) rueidis.Commands) error {
+	if w.client.Mode() == rueidis.ClientModeCluster {
+		return w.transactCluster(ctx, id, build)
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	if w.client.Mode() == rueidis.ClientModeCluster {
-		old, err := w.read(ctx, w.client, id)
-		if err != nil {
-			return err
-		}
-		for _, r := range w.client.DoMulti(ctx, build(old)...) {
-			if err := r.Error(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	for attempt := 0; attempt < 10; attempt++ {
 		err := w.client.Dedicated(func(dc rueidis.DedicatedClient) error {
 			if err := dc.Do(ctx, dc.B().Watch().Key(w.idKey(id)).Build()).Error(); err != nil {

@@ -182,16 +182,20 @@ func checkDeep(cfg *config.Config) error {
 	return w.CheckPrecision(context.Background())
 }
 
-// couponsCommand runs `edgeproxy coupons import|delete`.
+// couponsCommand runs `edgeproxy coupons import|delete|check`.
 func couponsCommand(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "import" && args[0] != "delete") {
-		fmt.Fprintln(stderr, "usage: edgeproxy coupons import -config FILE COUPONS.jsonl\n       edgeproxy coupons delete -config FILE ID...")
+	if len(args) == 0 || (args[0] != "import" && args[0] != "delete" && args[0] != "check") {
+		fmt.Fprintln(stderr, "usage: edgeproxy coupons import -config FILE COUPONS.jsonl\n       edgeproxy coupons delete -config FILE ID...\n       edgeproxy coupons check [-repair] -config FILE")
 		return 2
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("edgeproxy coupons "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.toml", "configuration `FILE`")
+	var repair *bool
+	if verb == "check" {
+		repair = fs.Bool("repair", false, "make the cell side agree with the id key")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -211,6 +215,13 @@ func couponsCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	defer w.Close()
 	ctx := context.Background()
+	if verb == "check" {
+		if fs.NArg() != 0 {
+			fmt.Fprintln(stderr, "usage: edgeproxy coupons check [-repair] -config FILE")
+			return 2
+		}
+		return checkCoupons(ctx, w, *repair, stdout, stderr)
+	}
 	if verb == "delete" {
 		return deleteCoupons(ctx, w, fs.Args(), stdout, stderr)
 	}

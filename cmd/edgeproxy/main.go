@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"  edgeproxy -version                         print the version\n"+
 			"  edgeproxy coupons import -config FILE COUPONS.jsonl\n"+
 			"  edgeproxy coupons delete -config FILE ID...\n"+
+			"  edgeproxy coupons check [-repair] -config FILE\n"+
 			"  edgeproxy convert nginx [-o OUT.toml] NGINX.conf\n\nflags:\n")
 		fs.PrintDefaults()
 	}

@@ -42,6 +42,7 @@ func (a *app) registerMetrics(reg *prometheus.Registry) {
 	}
 	counter("edgeproxy_coupon_invalidations_total", "Invalidations received from Redis.", prometheus.Labels{"kind": "key"}, st.Invalidations.Load)
 	counter("edgeproxy_coupon_invalidations_total", "Invalidations received from Redis.", prometheus.Labels{"kind": "all"}, st.InvalidateAll.Load)
+	counter("edgeproxy_redis_topology_changes_total", "Redis Cluster slot ownership changes seen; each makes every cached coupon entry be re-read.", nil, rs.TopologyChanges)
 	counter("edgeproxy_coupon_stale_answers_total", "Answers served stale while Redis was unreachable.", nil, st.Stale.Load)
 	counter("edgeproxy_redis_errors_total", "Redis reads that failed.", nil, st.RedisErrors.Load)
 	counter("edgeproxy_coupon_invalid_in_redis_total", "Coupons in Redis skipped for invalid JSON.", nil, st.BadCoupons.Load)
