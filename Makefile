@@ -107,7 +107,7 @@ clean: ## remove build output
 	rm -rf bin
 
 .PHONY: bench
-bench: ## edgeproxy vs nginx, side by side (about 13 min); writes docs/benchmarks.md
+bench: ## edgeproxy vs nginx, side by side (about 15 min); writes docs/benchmarks.md, the charts in docs/ and the README summary
 	$(GO) run ./bench
 
 .PHONY: bench-short

@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -24,12 +26,29 @@ type settings struct {
 	duration time.Duration
 	warmup   time.Duration
 	conns    int
-	idle     int
+	idle     string
 	out      string
 	root     string
 	short    bool
 	profile  string // folder for CPU profiles of edgeproxy runs, "" none
 	only     string // run only scenarios whose name contains this
+	cores    int    // cores of the system under test
+	rate     float64
+	write    bool // with -only: write the results (out, charts, README) all the same
+}
+
+// idleCounts parses -idle.
+func (s settings) idleCounts() []int {
+	var out []int
+	for _, f := range strings.Split(s.idle, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		out = []int{10000}
+	}
+	return out
 }
 
 func main() {
@@ -50,13 +69,16 @@ func main() {
 	flag.IntVar(&s.rounds, "rounds", 5, "rounds of every scenario")
 	flag.DurationVar(&s.duration, "duration", 6*time.Second, "measured time of each run")
 	flag.IntVar(&s.conns, "conns", 64, "client connections")
-	flag.IntVar(&s.idle, "idle", 10000, "idle keep-alive connections for the memory test")
+	flag.StringVar(&s.idle, "idle", "10000,50000", "idle keep-alive connection counts for the memory test, comma-separated")
 	flag.StringVar(&s.out, "out", "docs/benchmarks.md", "where to write the results")
 	flag.StringVar(&s.profile, "profile", "", "write a CPU profile of each edgeproxy run into this `folder` (from the admin port)")
-	flag.StringVar(&s.only, "only", "", "run only the scenarios whose name contains this")
+	flag.StringVar(&s.only, "only", "", `run only what a part of this comma-separated list names: scenarios ("pass 128", "nearby mixed"), "constant rate", "idle connections"`)
+	flag.BoolVar(&s.write, "write", false, "with -only: write the report, the charts and the README summary all the same")
+	flag.Float64Var(&s.rate, "rate", 0, "constant rate in req/s (default: half of nginx's pass 128 B maximum)")
+	flag.IntVar(&s.cores, "cores", 1, "cores of the system under test: GOMAXPROCS for edgeproxy and the bare server, workers for nginx")
 	flag.Parse()
 	if s.short {
-		s.rounds, s.duration, s.idle = 1, 2*time.Second, 2000
+		s.rounds, s.duration, s.idle = 1, 2*time.Second, "2000"
 	}
 	s.warmup = time.Second
 	wd, _ := os.Getwd()
@@ -66,6 +88,7 @@ func main() {
 		os.Exit(2)
 	}
 
+	raiseFileLimit(4 * 50000)
 	r := newRunner(s)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)

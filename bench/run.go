@@ -5,13 +5,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/benchdata"
 )
 
 type scenario struct {
 	name   string
 	script string // wrk Lua script, "" for GET
+	data   string // coupon data set (dataSample when "")
 	conns  int
 	// probe, when set, is asked for a note on what a system answers
 	// (logged before it is measured).
@@ -23,6 +27,7 @@ type scenario struct {
 
 func (r *runner) run() error {
 	var err error
+	r.contentionStart = contention()
 	if r.dir, err = os.MkdirTemp("", "edgebench"); err != nil {
 		return err
 	}
@@ -49,13 +54,13 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 	systems := map[string]system{
 		"edgeproxy": {name: "edgeproxy", start: r.startEdge, paths: map[string]string{
 			"pass 128 B": "/size/128", "pass 4 KiB": "/size/4096", "pass 1 MiB": "/size/1048576", "POST 64 KiB": "/post",
-			"coupon by id": pathByID, "coupon nearby": pathNearby}},
+			"coupon by id": pathByID, "coupon nearby": pathNearby, "coupon nearby mixed": "/"}},
 		"nginx": {name: "nginx", start: r.startNginx, paths: map[string]string{
 			"pass 128 B": "/size/128", "pass 4 KiB": "/size/4096", "pass 1 MiB": "/size/1048576", "POST 64 KiB": "/post"}},
 		"nginx proxy_cache": {name: "nginx proxy_cache", start: r.startNginx, paths: map[string]string{
-			"coupon by id": "/cached/0", "coupon nearby": "/cached/1"}},
+			"coupon by id": "/cached/0", "coupon nearby": "/cached/1", "coupon nearby mixed": "/"}},
 		"bare fasthttp": {name: "bare fasthttp", start: r.startBare, paths: map[string]string{
-			"coupon by id": "/0", "coupon nearby": "/1"}},
+			"coupon by id": "/0", "coupon nearby": "/1", "coupon nearby mixed": "/"}},
 		"edgeproxy gzip": {name: "edgeproxy gzip", start: r.startEdgeGzip, paths: map[string]string{
 			"4 KiB JSON gzip": "/json/4096", "4 KiB JSON not compressed": "/json/4096"}},
 		"nginx gzip": {name: "nginx gzip", start: r.startNginx, paths: map[string]string{
@@ -74,11 +79,13 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 			systems: []string{"edgeproxy gzip", "nginx gzip"}, probe: probeEncoding("gzip")},
 		{name: "4 KiB JSON not compressed", conns: r.s.conns, anchor: "nginx gzip",
 			systems: []string{"edgeproxy gzip", "nginx gzip"}, probe: probeEncoding("")},
+		{name: "coupon nearby mixed", script: r.mixedScript, data: dataDense, conns: r.s.conns, anchor: "bare fasthttp",
+			systems: []string{"edgeproxy", "nginx proxy_cache", "bare fasthttp"}},
 	}
 	runs := map[string][]result{}
 	for round := 0; round < r.s.rounds; round++ {
 		for _, sc := range scenarios {
-			if !strings.Contains(sc.name, r.s.only) {
+			if !r.selected(sc.name) {
 				continue
 			}
 			order := sc.systems
@@ -105,34 +112,64 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 				continue
 			}
 			res := medianResult(sc.name, name, rs)
-			res.cpuRatio = pairedRatio(rs, anchor)
+			res.cpuRatio, res.cpuRatioMin, res.cpuRatioMax = pairedRatio(rs, anchor)
 			r.results = append(r.results, res)
 		}
 	}
 
-	if r.s.only != "" {
-		fmt.Println(r.report(scenarios, nil, nil))
+	var rate []rateResult
+	var idle []idleResult
+	if r.selected("constant rate") {
+		if rate, err = r.constantRate(systems); err != nil {
+			return err
+		}
+	}
+	if r.selected("idle connections") {
+		if idle, err = r.idleConns(systems); err != nil {
+			return err
+		}
+	}
+	if r.s.only != "" && !r.s.write {
+		fmt.Println(r.report(scenarios, rate, idle))
 		return nil
 	}
-	rate, err := r.constantRate(systems)
-	if err != nil {
-		return err
-	}
-	idle, err := r.idleConns(systems)
-	if err != nil {
-		return err
-	}
-	report := r.report(scenarios, rate, idle)
-	fmt.Println(report)
 	out := r.s.out
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(r.s.root, out)
 	}
+	if !r.s.short {
+		// The charts and the README's summary come from full runs only, so
+		// a smoke run never replaces them.
+		if r.charts, err = r.writeCharts(filepath.Dir(out), scenarios, rate, idle); err != nil {
+			return err
+		}
+		readme := filepath.Join(r.s.root, "README.md")
+		if err := updateSummary(readme, r.summary(out, readme, rate, idle)); err != nil {
+			return err
+		}
+		r.logf("wrote %d charts and the summary in README.md", len(r.charts))
+	}
+	report := r.report(scenarios, rate, idle)
+	fmt.Println(report)
 	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 		return err
 	}
 	r.logf("wrote %s", r.s.out)
 	return nil
+}
+
+// selected reports whether -only picks the scenario or section name: it
+// is a comma-separated list of parts of names ("" picks everything).
+func (r *runner) selected(name string) bool {
+	if r.s.only == "" {
+		return true
+	}
+	for _, part := range strings.Split(r.s.only, ",") {
+		if part != "" && strings.Contains(name, part) {
+			return true
+		}
+	}
+	return false
 }
 
 func reversed(xs []string) []string {
@@ -145,7 +182,7 @@ func reversed(xs []string) []string {
 
 // measure starts sys fresh, warms it up, and runs wrk once.
 func (r *runner) measure(sys system, sc scenario) (result, error) {
-	cmd, addr, err := sys.start()
+	cmd, addr, err := sys.start(sc.data)
 	if err != nil {
 		return result{}, err
 	}
@@ -157,6 +194,28 @@ func (r *runner) measure(sys system, sc scenario) (result, error) {
 			return result{}, err
 		}
 		r.logf("%s / %s: %s", sc.name, sys.name, note)
+	}
+	if strings.HasPrefix(sc.name, "coupon") && sys.name == "edgeproxy" {
+		// Fill the caches one query at a time: 64 connections asking at
+		// once for the same cells would each read and decode them (no
+		// single flight for cells yet), which on a busy host stalled a
+		// whole run.
+		paths := []string{sys.paths[sc.name]}
+		if sc.data == dataDense {
+			paths = benchdata.Paths("/coupons", mixedPoints)
+		}
+		for _, p := range paths {
+			var err error
+			for try := 0; try < 5; try++ { // a 503 while Redis is slow to answer
+				if _, err = httpGet("http://" + addr + p); err == nil {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err != nil {
+				return result{}, err
+			}
+		}
 	}
 	if _, err := r.wrk(cmd.Process.Pid, url, sc.script, sc.conns, r.s.warmup); err != nil {
 		return result{}, err
@@ -199,14 +258,18 @@ func medianResult(scenario, system string, rs []result) result {
 // between rounds (a shared host), and both runs of a round see the same
 // drift, so the ratio of one round is steadier than the ratio of medians
 // taken from different rounds.
-func pairedRatio(rs, anchor []result) float64 {
+// It returns the lowest and the highest round's ratio too.
+func pairedRatio(rs, anchor []result) (med, lo, hi float64) {
 	var ratios []float64
 	for i := range min(len(rs), len(anchor)) {
 		if anchor[i].cpuUs > 0 {
 			ratios = append(ratios, rs[i].cpuUs/anchor[i].cpuUs)
 		}
 	}
-	return median(ratios)
+	if len(ratios) == 0 {
+		return 0, 0, 0
+	}
+	return median(ratios), slices.Min(ratios), slices.Max(ratios)
 }
 
 func (r *runner) find(scenario, system string) result {
@@ -226,10 +289,17 @@ type rateResult struct {
 	system               string
 	p50, p99, p999, max  time.Duration
 	sent, failed, missed int
+	ev                   stallEvidence
 }
 
 func (r *runner) constantRate(systems map[string]system) ([]rateResult, error) {
 	rate := r.find("pass 128 B", "nginx").rps / 2
+	if r.s.rate > 0 {
+		rate = r.s.rate
+	}
+	if rate == 0 {
+		return nil, fmt.Errorf("the constant rate needs the pass 128 B scenario or -rate")
+	}
 	var out []rateResult
 	for round := 0; round < r.s.rounds; round++ {
 		for _, name := range []string{"nginx", "edgeproxy"} {
@@ -237,14 +307,20 @@ func (r *runner) constantRate(systems map[string]system) ([]rateResult, error) {
 				name = map[string]string{"nginx": "edgeproxy", "edgeproxy": "nginx"}[name]
 			}
 			sys := systems[name]
-			cmd, addr, err := sys.start()
+			cmd, addr, err := sys.start("")
 			if err != nil {
 				return nil, err
 			}
 			r.wrk(cmd.Process.Pid, "http://"+addr+"/size/128", "", 16, r.s.warmup)
-			lg := exec.Command("taskset", "-c", loadCore, r.benchBin, "-loadgen", "http://"+addr+"/size/128",
+			admin := ""
+			if name == "edgeproxy" {
+				admin = r.edgeAdmin
+			}
+			probe := startProbe(cmd.Process.Pid, admin)
+			lg := exec.Command("taskset", "-c", r.loadCPUs, r.benchBin, "-loadgen", "http://"+addr+"/size/128",
 				fmt.Sprintf("%.0f", rate), r.s.duration.String(), "64")
 			b, err := r.output(lg)
+			ev := probe.finish()
 			r.stop(cmd)
 			if err != nil {
 				return nil, fmt.Errorf("loadgen: %v\n%s", err, b)
@@ -254,56 +330,11 @@ func (r *runner) constantRate(systems map[string]system) ([]rateResult, error) {
 				(*int64)(&rr.p50), (*int64)(&rr.p99), (*int64)(&rr.p999), (*int64)(&rr.max)); err != nil {
 				return nil, fmt.Errorf("loadgen output %q: %v", b, err)
 			}
-			rr.rate, rr.system = rate, name
-			r.logf("constant %.0f req/s  %-10s p50 %v p99 %v p99.9 %v max %v  sent %d failed %d", rate, name, rr.p50, rr.p99, rr.p999, rr.max, rr.sent, rr.failed)
+			rr.rate, rr.system, rr.ev = rate, name, ev
+			r.logf("constant %.0f req/s  %-10s p50 %v p99 %v p99.9 %v max %v  sent %d failed %d  run-queue wait %v steal %v GC pauses %.0f (max ≤%v) sched p99.9 ≤%v max ≤%v",
+				rate, name, rr.p50, rr.p99, rr.p999, rr.max, rr.sent, rr.failed, ev.runqWait, ev.steal, ev.gcPauses, ev.gcPauseMax, ev.schedP999, ev.schedMax)
 			out = append(out, rr)
 		}
-	}
-	return out, nil
-}
-
-type idleResult struct {
-	system        string
-	conns         int
-	before, after int64 // KiB
-}
-
-// idleConns opens many keep-alive connections, one request each, and
-// reads the system's RSS growth per connection.
-func (r *runner) idleConns(systems map[string]system) ([]idleResult, error) {
-	var out []idleResult
-	for _, name := range []string{"edgeproxy", "nginx"} {
-		sys := systems[name]
-		cmd, addr, err := sys.start()
-		if err != nil {
-			return nil, err
-		}
-		pid := cmd.Process.Pid
-		time.Sleep(300 * time.Millisecond)
-		before := rssKiB(pid, "VmRSS")
-		lg := exec.Command("taskset", "-c", loadCore, r.benchBin, "-idle", addr, fmt.Sprint(r.s.idle))
-		stdin, _ := lg.StdinPipe()
-		stdout, _ := lg.StdoutPipe()
-		lg.Stderr = os.Stderr
-		if err := lg.Start(); err != nil {
-			return nil, err
-		}
-		buf := make([]byte, 64)
-		n, _ := stdout.Read(buf)
-		if !strings.HasPrefix(string(buf[:n]), "ready") {
-			lg.Process.Kill()
-			lg.Wait()
-			r.stop(cmd)
-			return nil, fmt.Errorf("idle connections to %s: %q", name, buf[:n])
-		}
-		time.Sleep(500 * time.Millisecond)
-		after := rssKiB(pid, "VmRSS")
-		stdin.Close()
-		lg.Wait()
-		r.stop(cmd)
-		res := idleResult{system: name, conns: r.s.idle, before: before, after: after}
-		r.logf("%d idle connections: %s RSS %d → %d KiB, %.1f KiB each", r.s.idle, name, before, after, float64(after-before)/float64(r.s.idle))
-		out = append(out, res)
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,14 +20,30 @@ import (
 	"time"
 )
 
-const (
-	sutCore  = "0" // the system under test
-	loadCore = "1" // wrk, the upstream, Redis, the load generators
-)
+// cpuSets returns the CPUs of the system under test (the first cores) and
+// of everything else (wrk, the upstream, Redis, the load generators): the
+// cores after those, or the last core, shared, where the machine has no
+// more.
+func cpuSets(cores, ncpu int) (sut, load string, shared bool) {
+	sut = "0"
+	if cores > 1 {
+		sut = fmt.Sprintf("0-%d", cores-1)
+	}
+	switch {
+	case ncpu > cores+1:
+		return sut, fmt.Sprintf("%d-%d", cores, ncpu-1), false
+	case ncpu == cores+1:
+		return sut, strconv.Itoa(cores), false
+	}
+	return sut, strconv.Itoa(ncpu - 1), true
+}
 
 type runner struct {
 	s   settings
 	dir string // scratch folder
+
+	sutCPUs, loadCPUs string // taskset lists
+	sharedCPU         bool   // the load shares a core with the system under test
 
 	mu    sync.Mutex // guards procs
 	procs []*exec.Cmd
@@ -36,20 +53,33 @@ type runner struct {
 	edgeAdmin         string // admin address of the last edgeproxy started
 	redisAddr         string
 	bodies            []string // files: coupon by id, nearby responses
+	mixedAnswers      string   // file: the mixed nearby answers by request URI
+	mixedScript       string   // wrk script sending the mixed nearby queries
 
 	results []result
+
+	contentionStart string   // contention() when the run began
+	edgeServerExtra string   // TOML lines added to edgeproxy's [server] (the idle levers)
+	charts          []string // the SVG files written
+	notes           []string // what could not be measured here, and why
 }
 
 type result struct {
 	scenario, system string
 	rps, cpuUs       float64
 	cpuRatio         float64 // to the scenario's anchor, median of paired rounds
+	cpuRatioMin      float64 // the lowest and highest round's
+	cpuRatioMax      float64
 	p50, p99         time.Duration
 	rssMiB           float64
 	errors           int
 }
 
-func newRunner(s settings) *runner { return &runner{s: s} }
+func newRunner(s settings) *runner {
+	r := &runner{s: s}
+	r.sutCPUs, r.loadCPUs, r.sharedCPU = cpuSets(s.cores, runtime.NumCPU())
+	return r
+}
 
 func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
@@ -263,7 +293,7 @@ func (r *runner) wrk(pid int, url, script string, conns int, d time.Duration) (r
 		args = append(args, "-s", script)
 	}
 	args = append(args, url)
-	cmd := exec.Command("taskset", append([]string{"-c", loadCore, "wrk"}, args...)...)
+	cmd := exec.Command("taskset", append([]string{"-c", r.loadCPUs, "wrk"}, args...)...)
 	before := cpuTicks(pid)
 	out, err := r.output(cmd)
 	after := cpuTicks(pid)

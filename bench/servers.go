@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -15,16 +17,23 @@ import (
 //
 //	bench -serve upstream ADDR        the loopback upstream of every system
 //	bench -serve bare ADDR FILE...    a bare fasthttp server answering the
-//	                                  bytes of FILE for /0, /1, …: the ceiling
+//	                                  bytes of FILE for /0, /1, …, and of
+//	                                  X.answers.json by request URI: the ceiling
 
 // upstreamHandler answers /size/N with N bytes, /json/N with N bytes of
 // API-like JSON, /file/K with the K-th file's bytes as JSON, and POSTs
-// with the size of their body.
-func upstreamHandler(files [][]byte) fasthttp.RequestHandler {
+// with the size of their body. byURI holds answers by request URI (the
+// mixed nearby queries).
+func upstreamHandler(files [][]byte, byURI map[string][]byte) fasthttp.RequestHandler {
 	cache := map[int][]byte{}
 	jsonCache := map[int][]byte{}
 	return func(ctx *fasthttp.RequestCtx) {
 		path := ctx.Path()
+		if b, ok := byURI[string(ctx.RequestURI())]; ok {
+			ctx.SetContentType("application/json")
+			ctx.SetBody(b)
+			return
+		}
 		switch {
 		case ctx.IsPost():
 			ctx.SetBodyString(strconv.Itoa(len(ctx.PostBody())))
@@ -62,10 +71,21 @@ func upstreamHandler(files [][]byte) fasthttp.RequestHandler {
 func serveChild(args []string) {
 	kind, addr := args[0], args[1]
 	var files [][]byte
+	byURI := map[string][]byte{}
 	for _, f := range args[2:] {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			panic(err)
+		}
+		if strings.HasSuffix(f, ".answers.json") {
+			var m map[string]string
+			if err := json.Unmarshal(b, &m); err != nil {
+				panic(err)
+			}
+			for k, v := range m {
+				byURI[k] = []byte(v)
+			}
+			continue
 		}
 		files = append(files, b)
 	}
@@ -73,10 +93,17 @@ func serveChild(args []string) {
 	if err != nil {
 		panic(err)
 	}
-	h := upstreamHandler(files)
+	h := upstreamHandler(files, byURI)
 	if kind == "bare" {
-		// The ceiling: the same bytes edgeproxy answers, from memory.
+		// The ceiling: the same bytes edgeproxy answers, from memory, for
+		// the same request (one map look-up finds a mixed query's answer).
 		h = func(ctx *fasthttp.RequestCtx) {
+			if b, ok := byURI[string(ctx.RequestURI())]; ok {
+				ctx.SetContentType("application/json")
+				ctx.Response.Header.Set("X-Cache", "HIT")
+				ctx.SetBody(b)
+				return
+			}
 			k, _ := strconv.Atoi(string(ctx.Path()[1:]))
 			ctx.SetContentType("application/json")
 			ctx.Response.Header.Set("X-Cache", "HIT")

@@ -1,29 +1,44 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/benchdata"
 )
 
 // A system under test, started fresh for every run so that its peak RSS
 // belongs to that run alone.
 type system struct {
-	name  string
-	start func() (cmd *exec.Cmd, addr string, err error)
+	name string
+	// start starts the system; data names the coupon data set (a Redis
+	// key prefix) where the system reads Redis.
+	start func(data string) (cmd *exec.Cmd, addr string, err error)
 	// paths maps a scenario to the path this system serves it at.
 	paths map[string]string
 }
 
-func (r *runner) edgeConfig(addr, admin, accessLog string) string {
+// Coupon data sets: the bundled sample, and the dense set of the mixed
+// nearby scenario (internal/benchdata), apart in Redis by key prefix.
+const (
+	dataSample = "coupon"
+	dataDense  = "dense"
+)
+
+func (r *runner) gomaxprocs() string { return fmt.Sprintf("GOMAXPROCS=%d", r.s.cores) }
+
+func (r *runner) edgeConfig(addr, admin, accessLog, data string) string {
 	return fmt.Sprintf(`[server]
 listen = %q
-max_conns = 30000
+max_conns = 120000
 idle_timeout = "300s"
-[admin]
+%s[admin]
 listen = %q
 [log]
 level = "warn"
@@ -41,10 +56,14 @@ source = "redis"
 fallback_upstream = ""
 [redis]
 addrs = [%q]
-`, addr, admin, accessLog, r.upstreamAddr, r.redisAddr)
+key_prefix = %q
+# A dense cell is a ~700 KB HGETALL: on a busy shared host it can take
+# longer than the default timeout to read.
+command_timeout = "5s"
+`, addr, r.edgeServerExtra, admin, accessLog, r.upstreamAddr, r.redisAddr, data)
 }
 
-func (r *runner) startEdge() (*exec.Cmd, string, error) { return r.startEdgeWith("") }
+func (r *runner) startEdge(data string) (*exec.Cmd, string, error) { return r.startEdgeWith(data, "") }
 
 // edgeGzip is the [compression] table of the "edgeproxy gzip" system: gzip
 // only, at the level nginx's location /json/ uses (gzip 6 = "default").
@@ -57,16 +76,21 @@ min_bytes = 1024
 level = "default"
 `
 
-func (r *runner) startEdgeGzip() (*exec.Cmd, string, error) { return r.startEdgeWith(edgeGzip) }
+func (r *runner) startEdgeGzip(data string) (*exec.Cmd, string, error) {
+	return r.startEdgeWith(data, edgeGzip)
+}
 
-// startEdgeWith starts edgeproxy with the bench config plus extra TOML.
-func (r *runner) startEdgeWith(extra string) (*exec.Cmd, string, error) {
+// startEdgeWith starts edgeproxy with the bench config for data plus extra TOML.
+func (r *runner) startEdgeWith(data, extra string) (*exec.Cmd, string, error) {
+	if data == "" {
+		data = dataSample
+	}
 	addr, admin := freeAddr(), freeAddr()
 	cfg := filepath.Join(r.dir, "edge.toml")
-	if err := os.WriteFile(cfg, []byte(r.edgeConfig(addr, admin, filepath.Join(r.dir, "edge-access.log"))+extra), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(r.edgeConfig(addr, admin, filepath.Join(r.dir, "edge-access.log"), data)+extra), 0o644); err != nil {
 		return nil, "", err
 	}
-	cmd, err := r.start(sutCore, []string{"GOMAXPROCS=1"}, r.edgeBin, "-config", cfg)
+	cmd, err := r.start(r.sutCPUs, []string{r.gomaxprocs()}, r.edgeBin, "-config", cfg)
 	if err != nil {
 		return nil, "", err
 	}
@@ -80,12 +104,12 @@ func (r *runner) startEdgeWith(extra string) (*exec.Cmd, string, error) {
 func (r *runner) nginxConfig(addr string) string {
 	d := r.dir
 	return fmt.Sprintf(`user root;
-worker_processes 1;
-worker_rlimit_nofile 40000;
+worker_processes %[4]d;
+worker_rlimit_nofile 240000;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/nginx-error.log warn;
-events { worker_connections 30000; }
+events { worker_connections 120000; }
 http {
     log_format main '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time $upstream_addr $upstream_response_time';
     access_log %[1]s/nginx-access.log main buffer=256k flush=1s;
@@ -135,6 +159,14 @@ http {
             gzip_proxied any;
             gzip_vary on;
         }
+        location /coupons/ {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache coupons;
+            proxy_cache_valid 200 10m;
+            add_header X-Cache $upstream_cache_status;
+        }
         location /cached/ {
             proxy_pass http://up/file/;
             proxy_http_version 1.1;
@@ -145,25 +177,25 @@ http {
         }
     }
 }
-`, d, r.upstreamAddr, addr)
+`, d, r.upstreamAddr, addr, r.s.cores)
 }
 
-func (r *runner) startNginx() (*exec.Cmd, string, error) {
+func (r *runner) startNginx(string) (*exec.Cmd, string, error) {
 	addr := freeAddr()
 	cfg := filepath.Join(r.dir, "nginx.conf")
 	if err := os.WriteFile(cfg, []byte(r.nginxConfig(addr)), 0o644); err != nil {
 		return nil, "", err
 	}
-	cmd, err := r.start(sutCore, nil, nginxBin(), "-c", cfg, "-e", filepath.Join(r.dir, "nginx-error.log"))
+	cmd, err := r.start(r.sutCPUs, nil, nginxBin(), "-c", cfg, "-e", filepath.Join(r.dir, "nginx-error.log"))
 	if err != nil {
 		return nil, "", err
 	}
 	return cmd, addr, waitListening(addr, 10*time.Second)
 }
 
-func (r *runner) startBare() (*exec.Cmd, string, error) {
+func (r *runner) startBare(string) (*exec.Cmd, string, error) {
 	addr := freeAddr()
-	cmd, err := r.start(sutCore, []string{"GOMAXPROCS=1"}, r.benchBin, append([]string{"-serve", "bare", addr}, r.bodies...)...)
+	cmd, err := r.start(r.sutCPUs, []string{r.gomaxprocs()}, r.benchBin, append([]string{"-serve", "bare", addr}, r.bodyFiles()...)...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -176,21 +208,30 @@ func (r *runner) prepare() error {
 	r.upstreamAddr = "127.0.0.1:1" // none yet: started once the bodies are captured
 	r.redisAddr = freeAddr()
 	port := r.redisAddr[strings.LastIndexByte(r.redisAddr, ':')+1:]
-	if _, err := r.start(loadCore, nil, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir); err != nil {
+	if _, err := r.start(r.loadCPUs, nil, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir); err != nil {
 		return err
 	}
 	if err := waitListening(r.redisAddr, 10*time.Second); err != nil {
 		return err
 	}
-	cfg := filepath.Join(r.dir, "edge.toml")
-	os.WriteFile(cfg, []byte(r.edgeConfig(freeAddr(), freeAddr(), "off")), 0o644)
-	imp := exec.Command(r.edgeBin, "coupons", "import", "-config", cfg, filepath.Join(r.s.root, "testdata/coupons.jsonl"))
-	if out, err := imp.CombinedOutput(); err != nil {
-		return fmt.Errorf("import: %v\n%s", err, out)
+	denseFile := filepath.Join(r.dir, "dense.jsonl")
+	if err := os.WriteFile(denseFile, append(bytes.Join(benchdata.Dense(), []byte("\n")), '\n'), 0o644); err != nil {
+		return err
+	}
+	for _, d := range []struct{ prefix, file string }{{dataSample, filepath.Join(r.s.root, "testdata/coupons.jsonl")}, {dataDense, denseFile}} {
+		cfg := filepath.Join(r.dir, "edge.toml")
+		os.WriteFile(cfg, []byte(r.edgeConfig(freeAddr(), freeAddr(), "off", d.prefix)), 0o644)
+		imp := exec.Command(r.edgeBin, "coupons", "import", "-config", cfg, d.file)
+		if out, err := imp.CombinedOutput(); err != nil {
+			return fmt.Errorf("import %s: %v\n%s", d.file, err, out)
+		}
+	}
+	if err := r.captureMixed(); err != nil {
+		return err
 	}
 
 	// The upstream serves the captured bodies too, for nginx's cache.
-	edge, addr, err := r.startEdge()
+	edge, addr, err := r.startEdge(dataSample)
 	if err != nil {
 		return err
 	}
@@ -205,11 +246,68 @@ func (r *runner) prepare() error {
 	}
 	r.stop(edge)
 	r.upstreamAddr = freeAddr()
-	if _, err := r.start(loadCore, []string{"GOMAXPROCS=1"}, r.benchBin, append([]string{"-serve", "upstream", r.upstreamAddr}, r.bodies...)...); err != nil {
+	if _, err := r.start(r.loadCPUs, []string{"GOMAXPROCS=1"}, r.benchBin, append([]string{"-serve", "upstream", r.upstreamAddr}, r.bodyFiles()...)...); err != nil {
 		return err
 	}
 	return waitListening(r.upstreamAddr, 10*time.Second)
 }
+
+// captureMixed records edgeproxy's answers to the mixed nearby queries,
+// which the bare server and nginx's upstream then answer byte for byte,
+// and writes the wrk script that sends those queries in turn.
+func (r *runner) captureMixed() error {
+	edge, addr, err := r.startEdge(dataDense)
+	if err != nil {
+		return err
+	}
+	defer r.stop(edge)
+	paths := benchdata.Paths("/coupons", mixedPoints)
+	answers := make(map[string]string, len(paths))
+	total := 0
+	for _, p := range paths {
+		b, err := httpGet("http://" + addr + p)
+		if err != nil {
+			return err
+		}
+		answers[p] = string(b)
+		total += len(b)
+	}
+	r.logf("mixed nearby: %d points, answers %d bytes on average", len(paths), total/len(paths))
+	b, _ := json.Marshal(answers)
+	r.mixedAnswers = filepath.Join(r.dir, "mixed.answers.json")
+	if err := os.WriteFile(r.mixedAnswers, b, 0o644); err != nil {
+		return err
+	}
+	var lua strings.Builder
+	lua.WriteString("-- the mixed nearby queries, in turn; requests are built once\nlocal paths = {\n")
+	for _, p := range paths {
+		fmt.Fprintf(&lua, "  %q,\n", p)
+	}
+	lua.WriteString(`}
+local reqs = {}
+local n = 0
+init = function(args)
+  for i, p in ipairs(paths) do reqs[i] = wrk.format("GET", p) end
+end
+request = function()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+`)
+	r.mixedScript = filepath.Join(r.dir, "mixed.lua")
+	return os.WriteFile(r.mixedScript, []byte(lua.String()), 0o644)
+}
+
+// bodyFiles are the captured answers the bare server and the upstream
+// serve: by position (/0, /1, /file/K) and, from the .answers.json file,
+// by request URI.
+func (r *runner) bodyFiles() []string {
+	return append(append([]string(nil), r.bodies...), r.mixedAnswers)
+}
+
+// mixedPoints is how many different points the mixed nearby scenario asks
+// about, in turn.
+const mixedPoints = 200
 
 const (
 	pathByID   = "/coupons/tky-00001"

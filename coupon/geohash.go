@@ -132,6 +132,25 @@ func (b *Box) containsLon(lon float64) bool {
 	return d <= b.DLon && d >= -b.DLon
 }
 
+// centreFirst moves the hash of the cell holding (lat, lon) to the front
+// of hashes, where Cover put it somewhere in its rows: a search visiting
+// that cell first holds near coupons early and drops most of the others'
+// coupons after one comparison.
+func centreFirst(hashes []byte, lat, lon float64, precision int) {
+	lonBits, latBits := cellBits(precision)
+	var buf [16]byte
+	centre := appendHash(buf[:0], lonIndex(lon, lonBits), latIndex(lat, latBits), precision)
+	for i := precision; i+precision <= len(hashes); i += precision {
+		if string(hashes[i:i+precision]) == string(centre) {
+			var tmp [16]byte
+			copy(tmp[:], hashes[:precision])
+			copy(hashes[:precision], centre)
+			copy(hashes[i:i+precision], tmp[:precision])
+			return
+		}
+	}
+}
+
 // Cover appends the geohashes of every cell at precision that may hold a
 // point within radiusM of (lat, lon): the cells meeting the circle's
 // bounding box, split across the antimeridian and widened to every

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -160,6 +159,7 @@ func (h *Handler) nearby(ctx *fasthttp.RequestCtx, o *Options) {
 		writeJSON(ctx, fasthttp.StatusBadRequest, errCoverTooLarge)
 		return
 	}
+	centreFirst(s.hashes, q.Lat, q.Lon, o.Precision)
 	s.reset(q, o.Now().UnixNano())
 	st, err := h.store.Cells(s.hashes, o.Precision, s)
 	if err != nil {
@@ -217,140 +217,6 @@ func appendError(dst []byte, e *ParamError) []byte {
 	dst = append(dst, `{"error":`...)
 	dst = strconv.AppendQuote(dst, e.Error())
 	return append(dst, '}')
-}
-
-// search is one nearby request's scratch space, pooled.
-type search struct {
-	q   NearbyQuery
-	box Box
-	// The centre's latitude in radians, its half-angle sines and cosines,
-	// and cos(latitude).
-	φ, sinHalfφ, cosHalfφ, sinHalfλ, cosHalfλ, cosφ float64
-	havMax                                          float64 // hav of the radius
-	rimTol                                          float64 // havTolerance(havMax)
-	now                                             int64
-	hashes                                          []byte
-	// cands holds every candidate within the radius; after selectTop its
-	// first Limit are the nearest, in order.
-	cands []candidate
-	out   []byte
-}
-
-type candidate struct {
-	hav float64 // orders as the distance does
-	ix  *Index
-	i   int
-}
-
-func (s *search) reset(q NearbyQuery, now int64) {
-	s.q, s.now = q, now
-	s.box = BoxAround(q.Lat, q.Lon, q.RadiusM)
-	s.sinHalfφ, s.cosHalfφ = math.Sincos(q.Lat * degToRad / 2)
-	s.sinHalfλ, s.cosHalfλ = math.Sincos(q.Lon * degToRad / 2)
-	s.φ = q.Lat * degToRad
-	s.cosφ = math.Cos(s.φ)
-	r := math.Sin(q.RadiusM / EarthRadiusM / 2)
-	s.havMax = r * r
-	s.rimTol = havTolerance(s.havMax)
-	s.cands = s.cands[:0]
-}
-
-// VisitCell keeps the coupons of a cell that are valid now and within the
-// radius. Only the latitude band of the circle is scanned; the haversine
-// is sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2), with each half-angle sine
-// expanded from precomputed sines and cosines.
-func (s *search) VisitCell(ix *Index) {
-	lo, hi := ix.latBand(&s.box)
-	sφ, cφ, sλ, cλ := ix.sinHalfLat[lo:hi], ix.cosHalfLat[lo:hi], ix.sinHalfLon[lo:hi], ix.cosHalfLon[lo:hi]
-	cos, from, until := ix.cosLat[lo:hi], ix.from[lo:hi], ix.until[lo:hi]
-	for k := range sφ {
-		if from[k] > s.now || s.now >= until[k] {
-			continue
-		}
-		a := sφ[k]*s.cosHalfφ - cφ[k]*s.sinHalfφ // sin((φ2-φ1)/2)
-		b := sλ[k]*s.cosHalfλ - cλ[k]*s.sinHalfλ // sin((λ2-λ1)/2)
-		h := a*a + s.cosφ*cos[k]*b*b
-		if h > s.havMax+s.rimTol {
-			continue
-		}
-		i := lo + k
-		if h >= s.havMax-s.rimTol && s.distance(ix, i) > s.q.RadiusM {
-			continue // on the rim: decided by the exact formula
-		}
-		s.cands = append(s.cands, candidate{hav: h, ix: ix, i: i})
-	}
-}
-
-// distance is DistanceM from the centre to coupon i, bit for bit, with the
-// cosines already at hand.
-func (s *search) distance(ix *Index, i int) float64 {
-	return havMeters(hav(s.φ, s.cosφ, ix.lat[i]*degToRad, ix.cosLat[i], ix.lon[i]-s.q.Lon))
-}
-
-// selectTop moves the Limit nearest candidates, in order, to the front:
-// a quickselect around the Limit-th, then a sort of those alone.
-func (s *search) selectTop() []candidate {
-	c, k := s.cands, s.q.Limit
-	if len(c) > k {
-		lo, hi := 0, len(c)-1
-		for lo < hi {
-			p := s.partition(c, lo, hi)
-			switch {
-			case p == k:
-				lo = hi
-			case p < k:
-				lo = p + 1
-			default:
-				hi = p - 1
-			}
-		}
-		c = c[:k]
-	}
-	slices.SortFunc(c, s.compare)
-	return c
-}
-
-// partition is Lomuto's around the middle element; it returns the
-// pivot's final place.
-func (s *search) partition(c []candidate, lo, hi int) int {
-	mid := lo + (hi-lo)/2
-	c[mid], c[hi] = c[hi], c[mid]
-	p := lo
-	for i := lo; i < hi; i++ {
-		if s.compare(c[i], c[hi]) < 0 {
-			c[i], c[p] = c[p], c[i]
-			p++
-		}
-	}
-	c[p], c[hi] = c[hi], c[p]
-	return p
-}
-
-// havTolerance bounds how far the expanded haversine of VisitCell may be
-// from the exact formula's: its half-angle sines come from a difference of
-// products, exact to a few ulps absolutely, so the error grows as √h.
-func havTolerance(h float64) float64 { return 1e-14 * (math.Sqrt(h) + h) }
-
-// compare orders by distance, then id. Where two expanded haversines are
-// closer than their tolerance, the exact distances decide, so ties are
-// ties exactly as the API's formula makes them.
-func (s *search) compare(a, b candidate) int {
-	// havTolerance is at most 2e-14 (h <= 1): most pairs are decided
-	// without computing it.
-	if d := a.hav - b.hav; math.Abs(d) > 2e-14 || math.Abs(d) > havTolerance(max(a.hav, b.hav)) {
-		if d < 0 {
-			return -1
-		}
-		return 1
-	}
-	da, db := s.distance(a.ix, a.i), s.distance(b.ix, b.i)
-	switch {
-	case da < db:
-		return -1
-	case da > db:
-		return 1
-	}
-	return bytes.Compare(a.ix.ID(a.i), b.ix.ID(b.i))
 }
 
 // countRoom is kept free at the start of the buffer for `{"count":N`,

@@ -244,23 +244,32 @@ func TestNearbyMatchesBruteForce(t *testing.T) {
 		for _, x := range hits {
 			want = append(want, x.id)
 		}
-		uri := fmt.Sprintf("/coupons/nearby?lat=%v&lon=%v&radius_m=%v&limit=10000", lat, lon, r)
-		status, _, body := serve(h.Serve, "GET", uri)
-		var ans nearbyAnswer
-		if status != 200 || json.Unmarshal([]byte(body), &ans) != nil {
-			t.Fatalf("%s: %d %.200s", uri, status, body)
+		// The whole list, and the first few: the search keeps only the
+		// limit's nearest as it goes.
+		limits := []int{10000}
+		if queries%2 == 0 {
+			limits = append(limits, 1, 7, 20)
 		}
-		var got []string
-		for _, raw := range ans.Coupons {
-			var c struct {
-				ID string
-				D  float64 `json:"distance_m"`
+		for _, limit := range limits {
+			uri := fmt.Sprintf("/coupons/nearby?lat=%v&lon=%v&radius_m=%v&limit=%d", lat, lon, r, limit)
+			status, _, body := serve(h.Serve, "GET", uri)
+			var ans nearbyAnswer
+			if status != 200 || json.Unmarshal([]byte(body), &ans) != nil {
+				t.Fatalf("%s: %d %.200s", uri, status, body)
 			}
-			json.Unmarshal(raw, &c)
-			got = append(got, c.ID)
-		}
-		if strings.Join(got, ",") != strings.Join(want, ",") || ans.Count != len(want) {
-			t.Errorf("%s:\n got %d %v\nwant %d %v", uri, len(got), got, len(want), want)
+			var got []string
+			for _, raw := range ans.Coupons {
+				var c struct {
+					ID string
+					D  float64 `json:"distance_m"`
+				}
+				json.Unmarshal(raw, &c)
+				got = append(got, c.ID)
+			}
+			w := want[:min(limit, len(want))]
+			if strings.Join(got, ",") != strings.Join(w, ",") || ans.Count != len(w) {
+				t.Errorf("%s:\n got %d %v\nwant %d %v", uri, len(got), got, len(w), w)
+			}
 		}
 	}
 	for _, hs := range hotspots {

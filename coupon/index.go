@@ -88,10 +88,8 @@ func (ix *Index) Coupon(i int) Coupon {
 // within the box's band.
 func (ix *Index) latBand(b *Box) (int, int) {
 	lo := sort.SearchFloat64s(ix.lat, b.LatMin)
-	hi := lo
-	for hi < len(ix.lat) && ix.lat[hi] <= b.LatMax {
-		hi++
-	}
+	// The first latitude above LatMax (a dense cell's band holds hundreds).
+	hi := lo + sort.Search(len(ix.lat)-lo, func(k int) bool { return ix.lat[lo+k] > b.LatMax })
 	return lo, hi
 }
 

@@ -1,14 +1,27 @@
 package main
 
 import (
+	"regexp"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// stallMetrics are the runtime's histograms that tell a latency spike's
+// cause apart: stop-the-world GC pauses (go_gc_pauses_seconds, and
+// go_sched_pauses_total_gc_seconds, its successor since Go 1.22) and how
+// long runnable goroutines waited for a thread (go_sched_latencies_seconds,
+// the scheduler's own queueing). From runtime/metrics; each is read from
+// counters the runtime keeps anyway.
+var stallMetrics = collectors.GoRuntimeMetricsRule{
+	Matcher: regexp.MustCompile(`^/(gc/pauses|sched/latencies|sched/pauses/total/(gc|other)):seconds$`),
+}
+
 // registerMetrics adds the process, coupon and reload series; the proxy
 // registers its own.
 func (a *app) registerMetrics(reg *prometheus.Registry) {
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(stallMetrics)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(a.proxy.Collector())
 	reg.MustRegister(a.reloads)
 	if a.coupons == nil {

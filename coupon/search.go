@@ -1,0 +1,207 @@
+package coupon
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"sort"
+)
+
+// search is one nearby request's scratch space, pooled.
+type search struct {
+	q   NearbyQuery
+	box Box
+	// The centre's latitude in radians, its half-angle sines and cosines,
+	// and cos(latitude).
+	φ, sinHalfφ, cosHalfφ, sinHalfλ, cosHalfλ, cosφ float64
+	havMax                                          float64 // hav of the radius
+	rimTol                                          float64 // havTolerance(havMax)
+	// cut is the hav above which a coupon cannot be an answer: the radius
+	// (with the rim's tolerance), then, once Limit candidates are held,
+	// just beyond the farthest of them.
+	cut    float64
+	now    int64
+	hashes []byte
+	// cands is a max-heap under compare of the Limit nearest candidates
+	// seen so far: cands[0] is the farthest of them.
+	cands []candidate
+	out   []byte
+}
+
+type candidate struct {
+	hav float64 // orders as the distance does
+	ix  *Index
+	i   int
+}
+
+func (s *search) reset(q NearbyQuery, now int64) {
+	s.q, s.now = q, now
+	s.box = BoxAround(q.Lat, q.Lon, q.RadiusM)
+	s.sinHalfφ, s.cosHalfφ = math.Sincos(q.Lat * degToRad / 2)
+	s.sinHalfλ, s.cosHalfλ = math.Sincos(q.Lon * degToRad / 2)
+	s.φ = q.Lat * degToRad
+	s.cosφ = math.Cos(s.φ)
+	r := math.Sin(q.RadiusM / EarthRadiusM / 2)
+	s.havMax = r * r
+	s.rimTol = havTolerance(s.havMax)
+	s.cut = s.havMax + s.rimTol
+	s.cands = s.cands[:0]
+}
+
+// heapSlack is how far beyond the farthest held candidate a hav must be
+// for compare to decide against it from the hav alone: compare trusts hav
+// differences above 2e-14, and the slack doubles that so that the
+// rounding of the addition cannot matter.
+const heapSlack = 4e-14
+
+// VisitCell keeps the Limit nearest coupons of the cell that are valid now
+// and within the radius, together with those of the cells visited before.
+// Only the latitude band of the circle is scanned, outwards from the
+// centre's latitude, so that near coupons come first; the haversine is
+// sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2), with each half-angle sine
+// expanded from precomputed sines and cosines. Once Limit candidates are
+// held, a coupon farther than all of them is dropped after one comparison:
+// most of a dense cell never reaches the heap. (In latitude order instead,
+// a band scanned towards the centre improves on the heap at every step.)
+func (s *search) VisitCell(ix *Index) {
+	lo, hi := ix.latBand(&s.box)
+	mid := lo + sort.SearchFloat64s(ix.lat[lo:hi], s.q.Lat)
+	sφ, cφ, sλ, cλ := ix.sinHalfLat[:hi], ix.cosHalfLat[:hi], ix.sinHalfLon[:hi], ix.cosHalfLon[:hi]
+	cos, from, until := ix.cosLat[:hi], ix.from[:hi], ix.until[:hi]
+	cosφ, cosHalfφ, sinHalfφ, cosHalfλ, sinHalfλ := s.cosφ, s.cosHalfφ, s.sinHalfφ, s.cosHalfλ, s.sinHalfλ
+	cut := s.cut
+	for i := mid; i < hi; i++ {
+		a := sφ[i]*cosHalfφ - cφ[i]*sinHalfφ // sin((φ2-φ1)/2)
+		b := sλ[i]*cosHalfλ - cλ[i]*sinHalfλ // sin((λ2-λ1)/2)
+		h := a*a + cosφ*cos[i]*b*b
+		if h > cut || from[i] > s.now || s.now >= until[i] {
+			continue
+		}
+		if s.consider(ix, i, h) {
+			cut = s.cut
+		}
+	}
+	for i := mid - 1; i >= lo; i-- {
+		a := sφ[i]*cosHalfφ - cφ[i]*sinHalfφ
+		b := sλ[i]*cosHalfλ - cλ[i]*sinHalfλ
+		h := a*a + cosφ*cos[i]*b*b
+		if h > cut || from[i] > s.now || s.now >= until[i] {
+			continue
+		}
+		if s.consider(ix, i, h) {
+			cut = s.cut
+		}
+	}
+}
+
+// consider offers coupon i, valid and with hav h under the cut, unless the
+// exact formula puts it outside the circle; it reports whether the cut
+// moved.
+func (s *search) consider(ix *Index, i int, h float64) bool {
+	if h >= s.havMax-s.rimTol && s.distance(ix, i) > s.q.RadiusM {
+		return false // on the rim: decided by the exact formula
+	}
+	return s.offer(candidate{hav: h, ix: ix, i: i})
+}
+
+// offer puts c among the held candidates if it is nearer than the
+// farthest of them or there is room; it reports whether the cut moved.
+func (s *search) offer(c candidate) bool {
+	k := s.q.Limit
+	if len(s.cands) < k {
+		s.cands = append(s.cands, c)
+		s.up(len(s.cands) - 1)
+	} else if s.order(&c, &s.cands[0]) < 0 {
+		s.cands[0] = c
+		s.down(0)
+	} else {
+		return false
+	}
+	if len(s.cands) < k {
+		return false
+	}
+	s.cut = min(s.havMax+s.rimTol, s.cands[0].hav+heapSlack)
+	return true
+}
+
+// order is compare with its common case inlined: haversines apart by more
+// than any tolerance.
+func (s *search) order(a, b *candidate) int {
+	if d := a.hav - b.hav; d > 2e-14 {
+		return 1
+	} else if d < -2e-14 {
+		return -1
+	}
+	return s.compare(*a, *b)
+}
+
+// up and down keep cands a max-heap under compare.
+func (s *search) up(j int) {
+	c := s.cands
+	for j > 0 {
+		p := (j - 1) / 2
+		if s.order(&c[j], &c[p]) <= 0 {
+			return
+		}
+		c[j], c[p] = c[p], c[j]
+		j = p
+	}
+}
+
+func (s *search) down(j int) {
+	c := s.cands
+	for {
+		l := 2*j + 1
+		if l >= len(c) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(c) && s.order(&c[r], &c[l]) > 0 {
+			m = r
+		}
+		if s.order(&c[m], &c[j]) <= 0 {
+			return
+		}
+		c[j], c[m] = c[m], c[j]
+		j = m
+	}
+}
+
+// distance is DistanceM from the centre to coupon i, bit for bit, with the
+// cosines already at hand.
+func (s *search) distance(ix *Index, i int) float64 {
+	return havMeters(hav(s.φ, s.cosφ, ix.lat[i]*degToRad, ix.cosLat[i], ix.lon[i]-s.q.Lon))
+}
+
+// selectTop returns the held candidates, nearest first.
+func (s *search) selectTop() []candidate {
+	slices.SortFunc(s.cands, s.compare)
+	return s.cands
+}
+
+// havTolerance bounds how far the expanded haversine of VisitCell may be
+// from the exact formula's: its half-angle sines come from a difference of
+// products, exact to a few ulps absolutely, so the error grows as √h.
+func havTolerance(h float64) float64 { return 1e-14 * (math.Sqrt(h) + h) }
+
+// compare orders by distance, then id. Where two expanded haversines are
+// closer than their tolerance, the exact distances decide, so ties are
+// ties exactly as the API's formula makes them.
+func (s *search) compare(a, b candidate) int {
+	// havTolerance is at most 2e-14 (h <= 1): most pairs are decided
+	// without computing it.
+	if d := a.hav - b.hav; math.Abs(d) > 2e-14 || math.Abs(d) > havTolerance(max(a.hav, b.hav)) {
+		if d < 0 {
+			return -1
+		}
+		return 1
+	}
+	da, db := s.distance(a.ix, a.i), s.distance(b.ix, b.i)
+	switch {
+	case da < db:
+		return -1
+	case da > db:
+		return 1
+	}
+	return bytes.Compare(a.ix.ID(a.i), b.ix.ID(b.i))
+}
