@@ -45,6 +45,10 @@ test: vet lint ## go vet, gofmt and staticcheck, then every test with the race d
 test-short: ## the tests without the race detector and the 1 GiB body test
 	$(GO) test -short -count=1 ./...
 
+.PHONY: nginx-table
+nginx-table: ## regenerate README's nginx directive table from convert/nginx
+	UPDATE_README=1 $(GO) test -count=1 -run TestREADMEDirectiveTableIsCurrent ./convert/nginx/
+
 .PHONY: vet
 vet: ## go vet and gofmt
 	$(GO) vet ./...

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"mime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,9 +39,11 @@ func loadErrorPages(pages map[int]string, intercept bool) (*errorPagesStep, erro
 		if err != nil {
 			return nil, fmt.Errorf("error page %d: %w", code, err)
 		}
-		ct := mime.TypeByExtension(filepath.Ext(target))
+		// The types file routes use (nginx's mime.types): Go's mime
+		// package would add "; charset=utf-8", which nginx does not.
+		ct := nginxTypes[strings.ToLower(strings.TrimPrefix(filepath.Ext(target), "."))]
 		if ct == "" {
-			ct = "text/html; charset=utf-8"
+			ct = "text/html"
 		}
 		e.pages[code] = errorPage{body: body, contentType: []byte(ct)}
 	}

@@ -22,6 +22,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "coupons" {
 		return couponsCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "convert" {
+		return convertCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("edgeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.toml", "configuration `FILE`")
@@ -35,7 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"  edgeproxy -version                         print the version\n"+
 			"  edgeproxy coupons import -config FILE COUPONS.jsonl\n"+
 			"  edgeproxy coupons delete -config FILE ID...\n"+
-			"  edgeproxy coupons check [-repair] -config FILE\n\nflags:\n")
+			"  edgeproxy coupons check [-repair] -config FILE\n"+
+			"  edgeproxy convert nginx [-o OUT.toml] NGINX.conf\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
