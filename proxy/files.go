@@ -227,7 +227,9 @@ func (s *Server) sendFile(ctx *fasthttp.RequestCtx, ex *exchange, root *os.Root,
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}
-	h.SetContentType(ctype)
+	if len(h.ContentType()) == 0 { // an X-Accel-Redirect's upstream may have named it
+		h.SetContentType(ctype)
+	}
 	mod := fi.ModTime().UTC().Truncate(time.Second)
 	h.Set("Last-Modified", mod.Format(http1Time))
 	// nginx's ETag: hex mtime and size.

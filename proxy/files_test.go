@@ -162,6 +162,7 @@ func TestTryFilesAndInternalRoutes(t *testing.T) {
 		case strings.HasPrefix(r.URL.Path, "/download/"):
 			w.Header().Set("X-Accel-Redirect", "/protected/secret.bin")
 			w.Header().Set("Content-Disposition", `attachment; filename="d.bin"`)
+			w.Header().Set("Content-Type", "application/x-report")
 			io.WriteString(w, "app body that must not be seen")
 		default:
 			fmt.Fprintf(w, "app %s", r.URL.Path)
@@ -185,7 +186,7 @@ func TestTryFilesAndInternalRoutes(t *testing.T) {
 		{"/some/spa/route", 200, "<h1>home</h1>"}, // SPA fallback
 		{"/app/missing", 200, "app /app/missing"}, // falls back to the named proxy route
 		{"/strict/missing", 404, ""},
-		{"/protected/secret.bin", 200, "<h1>home</h1>"}, // internal: not reachable directly (the SPA route answers)
+		{"/protected/secret.bin", 404, ""}, // internal: asked for directly, 404 as in nginx
 	}
 	for _, tc := range tests {
 		resp, body := get(t, "http://"+addr+tc.path)
@@ -194,8 +195,8 @@ func TestTryFilesAndInternalRoutes(t *testing.T) {
 		}
 	}
 	resp, body := get(t, "http://"+addr+"/download/1")
-	if resp.StatusCode != 200 || body != "private bytes" {
-		t.Fatalf("X-Accel-Redirect: %d %q, want the internal file", resp.StatusCode, body)
+	if resp.StatusCode != 200 || body != "private bytes" || resp.Header.Get("Content-Type") != "application/x-report" {
+		t.Fatalf("X-Accel-Redirect: %d %q (%s), want the internal file with the upstream's type", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
 	if resp.Header.Get("X-Accel-Redirect") != "" || resp.Header.Get("Content-Disposition") != `attachment; filename="d.bin"` {
 		t.Errorf("X-Accel-Redirect %q reached the client, or Content-Disposition %q was lost",

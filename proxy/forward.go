@@ -334,13 +334,15 @@ func appendEscapedPath(dst, p []byte, empty bool) []byte {
 }
 
 // accelKept are the upstream's fields an X-Accel-Redirect answer keeps,
-// as nginx does: how the client is to store or name the download.
-var accelKept = []string{"Content-Disposition", "Cache-Control", "Expires", "Set-Cookie"}
+// as nginx does (ngx_http_upstream_headers_in's redirect flag): what the
+// client is to make of the download. Content-Type is among them: the
+// file answering keeps the upstream's type when it gave one.
+var accelKept = []string{"Content-Type", "Content-Disposition", "Cache-Control", "Expires", "Set-Cookie"}
 
 func keepAccelHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	for k, v := range src.All() {
 		for _, name := range accelKept {
-			if string(k) == name || bytesEqualFoldString(k, name) {
+			if bytesEqualFoldString(k, name) {
 				dst.AddBytesKV(k, v)
 			}
 		}

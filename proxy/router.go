@@ -70,12 +70,10 @@ func firstTaking(rs []*route, ex *exchange) *route {
 	return nil
 }
 
-// takes reports whether r may answer this request: internal routes only
-// through an internal redirect, and only when the match conditions hold.
+// takes reports whether r may answer this request: its match conditions
+// hold. An internal route is matched like any other (nginx too), and then
+// refused when the request did not come by an internal redirect.
 func (r *route) takes(ex *exchange) bool {
-	if r.internal && !ex.internalRedirect {
-		return false
-	}
 	return r.conds == nil || r.conds.hold(ex)
 }
 

@@ -297,6 +297,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case rt == nil:
 		ex.cause = "no route"
 		writeError(ctx, fasthttp.StatusNotFound)
+	case rt.internal:
+		// An internal route asked for from outside: 404, as nginx's
+		// internal location answers (it does not fall through).
+		ex.route = rt.name
+		ex.metrics = &rt.metrics
+		ex.cause = "internal route asked for directly"
+		writeError(ctx, fasthttp.StatusNotFound)
 	default:
 		ex.route = rt.name
 		ex.metrics = &rt.metrics

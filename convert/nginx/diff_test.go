@@ -47,12 +47,7 @@ var intendedDifferences = []string{
 // knownDifferences are differences this test found in edgeproxy itself,
 // reported to the proxy's owners and awaiting a fix there: each is logged
 // (with what differed), not failed, and counted apart from agreement.
-var knownDifferences = map[string]string{
-	"x-accel-downloads GET /download/report.txt": "X-Accel-Redirect: nginx keeps the upstream's Content-Type " +
-		"(and Cache-Control, Set-Cookie, …: the redirect flag of ngx_http_upstream_headers_in); proxy/redirect.go sends the file's own",
-	"x-accel-downloads GET /protected/report.txt": "an internal location asked for from outside: nginx matches it " +
-		"and answers 404, edgeproxy skips the route and forwards through the next one",
-}
+var knownDifferences = map[string]string{}
 
 // responseHeaders are compared on every answer the upstream or a return
 // with a body produced; a config's `compare:` line adds more.
