@@ -141,7 +141,16 @@ func TestMakeInstall(t *testing.T) {
 	cmd := exec.Command("make", "-n", "install", "DESTDIR="+dest)
 	cmd.Dir = "../.."
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(out)), "go build") {
+	// Under make test, the sub-make says "make[1]: Entering directory";
+	// the first command is what counts.
+	var first string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "make[") {
+			first = l
+			break
+		}
+	}
+	if err != nil || !strings.HasPrefix(first, "go build") {
 		t.Errorf("make -n install: %v\n%s", err, out)
 	}
 }
