@@ -195,11 +195,14 @@ http {
             gzip_proxied any;
             gzip_vary on;
         }
-        # The file scenario: a static file as operators serve it.
+        # The file scenario: a static file as operators serve it. types
+        # gives .bin the Content-Type mime.types gives it (and edgeproxy
+        # sends), without depending on where mime.types is installed.
         location /static/ {
             root %[5]s;
             sendfile on;
             tcp_nopush on;
+            types { application/octet-stream bin; }
         }
         location /coupons/ {
             proxy_pass http://up;
