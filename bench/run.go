@@ -235,7 +235,7 @@ func (r *runner) measure(sys system, sc scenario) (result, error) {
 		return result{}, err
 	}
 	profiled := make(chan error, 1)
-	if r.s.profile != "" && sys.name == "edgeproxy" {
+	if r.s.profile != "" && strings.HasPrefix(sys.name, "edgeproxy") { // "edgeproxy gzip", "edgeproxy files" too
 		go func() { profiled <- r.cpuProfile(sc.name) }()
 	} else {
 		profiled <- nil
