@@ -51,6 +51,12 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 	os.WriteFile(gzipScript, []byte(`wrk.headers["Accept-Encoding"] = "gzip"
 `), 0o644)
 
+	// The static file of the file scenario: root + the whole request path
+	// (nginx root, SPEC §8), the same file for both systems.
+	if err := r.writeStaticFile(); err != nil {
+		return err
+	}
+
 	systems := map[string]system{
 		"edgeproxy": {name: "edgeproxy", start: r.startEdge, paths: map[string]string{
 			"pass 128 B": "/size/128", "pass 4 KiB": "/size/4096", "pass 1 MiB": "/size/1048576", "POST 64 KiB": "/post",
@@ -65,6 +71,10 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 			"4 KiB JSON gzip": "/json/4096", "4 KiB JSON not compressed": "/json/4096"}},
 		"nginx gzip": {name: "nginx gzip", start: r.startNginx, paths: map[string]string{
 			"4 KiB JSON gzip": "/json/4096", "4 KiB JSON not compressed": "/json/4096"}},
+		"edgeproxy files": {name: "edgeproxy files", start: r.startEdgeFiles, paths: map[string]string{
+			"file 4 KiB": staticPath}},
+		"nginx sendfile": {name: "nginx sendfile", start: r.startNginx, paths: map[string]string{
+			"file 4 KiB": staticPath}},
 	}
 	scenarios := []scenario{
 		{name: "pass 128 B", conns: r.s.conns, anchor: "nginx", systems: []string{"edgeproxy", "nginx"}},
@@ -79,6 +89,10 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 			systems: []string{"edgeproxy gzip", "nginx gzip"}, probe: probeEncoding("gzip")},
 		{name: "4 KiB JSON not compressed", conns: r.s.conns, anchor: "nginx gzip",
 			systems: []string{"edgeproxy gzip", "nginx gzip"}, probe: probeEncoding("")},
+		// A static file served by each itself: a root route against nginx's
+		// location with sendfile on.
+		{name: "file 4 KiB", conns: r.s.conns, anchor: "nginx sendfile",
+			systems: []string{"edgeproxy files", "nginx sendfile"}, probe: probeFile(staticSize)},
 		{name: "coupon nearby mixed", script: r.mixedScript, data: dataDense, conns: r.s.conns, anchor: "bare fasthttp",
 			systems: []string{"edgeproxy", "nginx proxy_cache", "bare fasthttp"}},
 	}
@@ -221,7 +235,7 @@ func (r *runner) measure(sys system, sc scenario) (result, error) {
 		return result{}, err
 	}
 	profiled := make(chan error, 1)
-	if r.s.profile != "" && sys.name == "edgeproxy" {
+	if r.s.profile != "" && strings.HasPrefix(sys.name, "edgeproxy") { // "edgeproxy gzip", "edgeproxy files" too
 		go func() { profiled <- r.cpuProfile(sc.name) }()
 	} else {
 		profiled <- nil

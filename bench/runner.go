@@ -409,3 +409,25 @@ func probeEncoding(ae string) func(url string) (string, error) {
 		return fmt.Sprintf("status %d, Content-Encoding %q, %d body bytes, Vary %q", resp.StatusCode, got, len(b), resp.Header.Get("Vary")), nil
 	}
 }
+
+// probeFile asks a system once for the static file and fails unless it
+// answers 200 with size bytes, so neither is measured serving an error.
+func probeFile(size int) func(url string) (string, error) {
+	return func(url string) (string, error) {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+		resp, err := c.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode != http.StatusOK || len(b) != size {
+			return "", fmt.Errorf("GET %s: status %d, %d body bytes, want 200 with %d", url, resp.StatusCode, len(b), size)
+		}
+		return fmt.Sprintf("status %d, %d body bytes, Content-Type %q, ETag %q, Last-Modified %q",
+			resp.StatusCode, len(b), resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")), nil
+	}
+}

@@ -80,6 +80,42 @@ func (r *runner) startEdgeGzip(data string) (*exec.Cmd, string, error) {
 	return r.startEdgeWith(data, edgeGzip)
 }
 
+// The file scenario's file: staticSize bytes at staticPath under
+// r.staticRoot(), which both systems serve as their root.
+const (
+	staticPath = "/static/f4k.bin"
+	staticSize = 4096
+)
+
+func (r *runner) staticRoot() string { return filepath.Join(r.dir, "www") }
+
+// writeStaticFile writes the file the file scenario asks for.
+func (r *runner) writeStaticFile() error {
+	file := filepath.Join(r.staticRoot(), filepath.FromSlash(staticPath))
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	b := make([]byte, staticSize)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return os.WriteFile(file, b, 0o644)
+}
+
+// edgeFiles is the route of the "edgeproxy files" system: files from the
+// static root for /static/, everything else proxied as in the bench config.
+func (r *runner) edgeFiles() string {
+	return fmt.Sprintf(`
+[[routes]]
+path_prefix = "/static/"
+root = %q
+`, r.staticRoot())
+}
+
+func (r *runner) startEdgeFiles(data string) (*exec.Cmd, string, error) {
+	return r.startEdgeWith(data, r.edgeFiles())
+}
+
 // startEdgeWith starts edgeproxy with the bench config for data plus extra TOML.
 func (r *runner) startEdgeWith(data, extra string) (*exec.Cmd, string, error) {
 	if data == "" {
@@ -159,6 +195,15 @@ http {
             gzip_proxied any;
             gzip_vary on;
         }
+        # The file scenario: a static file as operators serve it. types
+        # gives .bin the Content-Type mime.types gives it (and edgeproxy
+        # sends), without depending on where mime.types is installed.
+        location /static/ {
+            root %[5]s;
+            sendfile on;
+            tcp_nopush on;
+            types { application/octet-stream bin; }
+        }
         location /coupons/ {
             proxy_pass http://up;
             proxy_http_version 1.1;
@@ -177,7 +222,7 @@ http {
         }
     }
 }
-`, d, r.upstreamAddr, addr, r.s.cores)
+`, d, r.upstreamAddr, addr, r.s.cores, r.staticRoot())
 }
 
 func (r *runner) startNginx(string) (*exec.Cmd, string, error) {
