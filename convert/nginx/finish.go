@@ -65,6 +65,7 @@ func (c *converter) finish() []byte {
 		o.routes = append(o.routes, late...)
 	}
 	c.bodyOff()
+	c.authHosts()
 	c.accessLog(&o)
 	return c.write(&o)
 }
@@ -622,6 +623,7 @@ func (c *converter) hostKeys(u *upstreamBlock, p *proxyTarget, hostMode string, 
 	}
 	if c.caps.Has(CapRequestHeaders) {
 		u.host = "preserve"
+		u.preserveUsed = u.preserveUsed || hostMode == "preserve"
 		if hostMode != "preserve" {
 			reqSet["Host"] = hostMode
 		}

@@ -247,7 +247,7 @@ func rules() []rule {
 		carried("set_real_ip_from", hsl, 1, 1, "[server] trusted_proxies", carrySetRealIPFrom),
 		carried("real_ip_header", hsl, 1, 1, "X-Forwarded-For is what trusted_proxies reads; others are reported", carryRealIPHeader),
 		carried("real_ip_recursive", hsl, 1, 1, "nothing: edgeproxy skips every trusted address in X-Forwarded-For", carryNoop),
-		carried("auth_request", hsl, 1, 1, "auth_request = { upstream, path } of the proxy_pass location the URI lands in (timeout: its proxy_read_timeout); off: none", carryAuthRequest, CapAuthRequest),
+		carried("auth_request", hsl, 1, 1, "auth_request = { upstream, path } of the proxy_pass location the URI lands in (timeout: its proxy_read_timeout; the upstream's host: the Host it sends); off: none. edgeproxy's sub-request keeps the client's method, nginx's is GET", carryAuthRequest, CapAuthRequest),
 		carried("auth_request_set", hsl, 2, 2, "`$var $upstream_http_NAME` sent by proxy_set_header NAME $var: auth_request copy_headers", carryAuthRequestSet, CapAuthRequest),
 		carried("limit_req_zone", cHTTP, 2, 4, "key ($binary_remote_addr → $remote_addr), rate and max_keys (64 bytes per key, as nginx) of the rate_limit of each limit_req naming the zone", carryLimitReqZone, CapRateLimit),
 		carried("limit_req", hsli, 1, 4, "rate_limit = { key, rate, burst, nodelay, mode = \"local\" } (one per route; delay=N only where it means none or all of the burst)", carryLimitReq, CapRateLimit),

@@ -112,6 +112,9 @@ func (c *converter) authKeys(f *fields, set *settings, loc *locScope, host strin
 		c.once(h.d, host, Blocking, "edgeproxy's auth sub-request sends the request's own headers (plus X-Original-URI, X-Original-Method); this header is not set on it")
 	}
 	p := target.proxy
+	if !c.authHost(p, target.set, d, host) {
+		return
+	}
 	path := uri
 	if p.uri != "" {
 		path = p.uri + strings.TrimPrefix(uri, target.path)
@@ -161,6 +164,49 @@ func (c *converter) bodyOff() {
 			if l.noBody != nil && !c.authTargets[l] {
 				c.report(l.noBody, Blocking, "edgeproxy always forwards the client's body (off is carried only in a location auth_request asks)")
 			}
+		}
+	}
+}
+
+// authHost notes the Host nginx's auth sub-request sends: the auth
+// location's proxy_set_header Host, else $proxy_host. edgeproxy's
+// sub-request sends the auth upstream's host.
+func (c *converter) authHost(p *proxyTarget, set *settings, d *Directive, host string) bool {
+	mode := p.proxyHost
+	for _, h := range set.proxyHeaders.items {
+		if !strings.EqualFold(h.name, "host") {
+			continue
+		}
+		switch {
+		case h.value == "$http_host":
+			mode = "preserve"
+		case h.value == "$proxy_host":
+		case strings.Contains(h.value, "$"):
+			c.once(h.d, host, Blocking, "edgeproxy's auth sub-request sends the auth upstream's host: the client's Host or a fixed name, not "+h.value)
+			return false
+		default:
+			mode = h.value
+		}
+	}
+	u := p.ups
+	if u.authHost != "" && u.authHost != mode {
+		c.once(d, host, Blocking, fmt.Sprintf("edgeproxy's auth sub-requests to %s send one Host; another auth_request sends %q", u.name, u.authHost))
+		return false
+	}
+	u.authHost, u.authHostD = mode, d
+	return true
+}
+
+// authHosts gives each auth upstream the Host nginx's sub-request sends,
+// unless a route relies on the upstream's host being another.
+func (c *converter) authHosts() {
+	for _, u := range c.upOrder {
+		switch {
+		case u.authHost == "" || u.authHost == u.host:
+		case u.host == "" || u.host == "preserve" && !u.preserveUsed && u.authHost != "preserve":
+			u.host = u.authHost
+		default:
+			c.report(u.authHostD, Blocking, "nginx's auth sub-request sends Host %s; edgeproxy's sends the auth upstream's host, which %s needs to be %q for its other routes", u.authHost, u.name, u.host)
 		}
 	}
 }

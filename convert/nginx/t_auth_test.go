@@ -24,8 +24,11 @@ func TestAuthRequestWithCopiedHeader(t *testing.T) {
 	if ar["path"] != "/verify" || ar["timeout"] != "2s" || len(hs) != 1 || hs[0] != "X-User" {
 		t.Fatalf("auth_request %v", ar)
 	}
-	if ups, _ := c.doc["upstreams"].(map[string]any); ups[ar["upstream"].(string)] == nil {
-		t.Fatalf("upstream %v not written:\n%s", ar["upstream"], c.toml)
+	ups, _ := c.doc["upstreams"].(map[string]any)
+	u, _ := ups[ar["upstream"].(string)].(map[string]any)
+	// nginx's sub-request sends $proxy_host; edgeproxy's the upstream's host.
+	if u == nil || u["host"] != "127.0.0.1:9002" {
+		t.Fatalf("auth upstream %v:\n%s", u, c.toml)
 	}
 	if rh, _ := c.route(t, 1)["request_headers"].(map[string]any); rh != nil {
 		if set, _ := rh["set"].(map[string]any); set["X-User"] != nil {
