@@ -102,6 +102,9 @@ type converter struct {
 	httpKey   val[string]
 	resolver  val[string]
 	gz        *gzipPlan
+	zones     map[string]*reqZone
+	// authTargets are the locations auth_request asks.
+	authTargets map[*locScope]bool
 	// quiet > 0: reading a location that is left out as a whole.
 	quiet int
 }

@@ -64,6 +64,8 @@ func (c *converter) finish() []byte {
 		}
 		o.routes = append(o.routes, late...)
 	}
+	c.bodyOff()
+	c.authHosts()
 	c.accessLog(&o)
 	return c.write(&o)
 }
@@ -462,6 +464,9 @@ func (c *converter) prefixAsRegex(r *routeOut, srv *serverScope, loc *locScope, 
 		c.once(p.d, host, Blocking, "a ^~ location whose proxy_pass replaces the prefix cannot keep its precedence over regex locations")
 		return false
 	}
+	if loc.kind == locExact {
+		return c.exactAsRegex(r, srv, loc, p, host)
+	}
 	for _, o := range srv.locs {
 		if o != loc && (o.kind == locPrefix || o.kind == locStops) && len(o.path) > len(loc.path) && strings.HasPrefix(o.path, loc.path) {
 			c.once(p.d, host, Blocking, fmt.Sprintf("proxy_pass with URI part %q replaces the prefix %q; the longer location %s under it rules out writing it as a regex route", p.uri, loc.path, o.path))
@@ -474,6 +479,25 @@ func (c *converter) prefixAsRegex(r *routeOut, srv *serverScope, loc *locScope, 
 	f.set("path_regex", "^"+regexp.QuoteMeta(loc.path)+"(.*)$")
 	f.set("rewrite", p.uri+"$1")
 	r.late = true
+	return true
+}
+
+// exactAsRegex writes `location = /auth { proxy_pass http://b/verify; }`
+// as path_regex "^/auth$" with rewrite "/verify". A regex route beats
+// every plain prefix, as nginx's exact location does; it is exact only
+// where no regex or ^~ location could take the path first.
+func (c *converter) exactAsRegex(r *routeOut, srv *serverScope, loc *locScope, p *proxyTarget, host string) bool {
+	for _, o := range srv.locs {
+		if o.kind == locRegex || o.kind == locStops && strings.HasPrefix(loc.path, o.path) {
+			c.once(p.d, host, Blocking, fmt.Sprintf("proxy_pass with URI part %q in an exact location is written as a regex route, which location %s could take first", p.uri, o.path))
+			return false
+		}
+	}
+	f := &r.f
+	delete(f.vals, "path_exact")
+	f.keys = without(f.keys, "path_exact")
+	f.set("path_regex", "^"+regexp.QuoteMeta(loc.path)+"$")
+	f.set("rewrite", p.uri)
 	return true
 }
 
@@ -552,6 +576,7 @@ func (c *converter) proxyKeys(o *output, f *fields, set *settings, p *proxyTarge
 		case ln == "connection" && h.value == "":
 		case ln == "connection":
 			connection = true
+		case h.authVar:
 		case contains(ownHeaders[ln], h.value):
 		case h.value == "":
 			reqRemove = append(reqRemove, h.name)
@@ -598,6 +623,7 @@ func (c *converter) hostKeys(u *upstreamBlock, p *proxyTarget, hostMode string, 
 	}
 	if c.caps.Has(CapRequestHeaders) {
 		u.host = "preserve"
+		u.preserveUsed = u.preserveUsed || hostMode == "preserve"
 		if hostMode != "preserve" {
 			reqSet["Host"] = hostMode
 		}
@@ -751,6 +777,8 @@ func (c *converter) limitKeys(o *output, f *fields, set *settings, proxied bool,
 	if set.limitRate.set && set.limitRate.v != "" {
 		f.set("limit_rate", set.limitRate.v)
 	}
+	c.rateLimitKeys(f, set, host)
+	c.authKeys(f, set, loc, host)
 }
 
 // accessLog turns `access_log off` everywhere into [log] access_log = "off";

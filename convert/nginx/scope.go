@@ -57,6 +57,9 @@ func (x *val[T]) put(v T, d *Directive) { x.v, x.d, x.set = v, d, true }
 type header struct {
 	name, value string
 	d           *Directive
+	// authVar: proxy_set_header NAME $var where $var may be an
+	// auth_request_set variable (settled in authKeys).
+	authVar bool
 }
 
 type addHeader struct {
@@ -99,6 +102,10 @@ type settings struct {
 	realIPHeader   val[string]
 	limitRate      val[string]
 	realIPFrom     list[header]
+	limitReqs      list[limitReq]
+	limitReqStatus val[int]
+	authRequest    val[string]
+	authSets       list[header] // name the variable, value the auth answer's header
 }
 
 // child is what a nested block starts from.
@@ -110,6 +117,8 @@ func (s *settings) child() *settings {
 	c.access = s.access.inherit()
 	c.errorPages = s.errorPages.inherit()
 	c.realIPFrom = s.realIPFrom.inherit()
+	c.limitReqs = s.limitReqs.inherit()
+	c.authSets = s.authSets.inherit()
 	return &c
 }
 

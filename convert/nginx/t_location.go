@@ -30,6 +30,8 @@ type locScope struct {
 	parent   *locScope
 	ifs      []*locScope
 	internal bool
+	// noBody: proxy_pass_request_body off here.
+	noBody *Directive
 }
 
 // answer is a fixed response: return, or a redirecting rewrite.

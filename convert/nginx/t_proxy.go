@@ -15,6 +15,8 @@ type proxyTarget struct {
 	d         *Directive
 }
 
+var singleVar = regexp.MustCompile(`^\$[A-Za-z0-9_]+$`)
+
 var upstreamNameChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 // carryProxyPass reads proxy_pass http://NAME[:PORT][/URI].
@@ -89,9 +91,11 @@ func carryProxyPass(s *scope, d *Directive) error {
 		case uri == loc.path:
 			// The prefix replaced by itself: the path is unchanged.
 			t.uri = ""
-		case loc.kind == locPrefix || loc.kind == locStops:
-			// Another URI replaces the prefix: a path_regex route with
+		case loc.kind == locPrefix || loc.kind == locStops || loc.kind == locExact:
+			// Another URI replaces the prefix (or the exact path: a path_regex route with
 			// rewrite, decided when the server's routes are known.
+			// An exact location's URI is all of the path: nginx sends
+			// the URI part alone.
 			if err := s.need(CapPathRegex, CapRewrite); err != nil {
 				return blocking("proxy_pass with URI part %q replaces the location's prefix %q; %s", uri, loc.path, err.(*notCarried).why)
 			}
@@ -162,7 +166,12 @@ func carryProxySetHeader(s *scope, d *Directive) error {
 			return err
 		}
 		if err := checkVars(v); err != nil {
-			return err
+			if !singleVar.MatchString(v) {
+				return err
+			}
+			// Perhaps an auth_request_set variable: authKeys decides.
+			s.set.proxyHeaders.add(header{name: name, value: v, d: d, authVar: true})
+			return nil
 		}
 	}
 	s.set.proxyHeaders.add(header{name: name, value: v, d: d})

@@ -188,3 +188,17 @@ server { listen 8080;
 		t.Fatalf("nginx sends Host: localhost to a unix socket: %v", r)
 	}
 }
+
+func TestExactLocationWithURIPartIsARegexRoute(t *testing.T) {
+	c := convertSnippet(t, `server { listen 80; location = /old { proxy_pass http://127.0.0.1:9001/new; }
+  location / { proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
+	c.noBlocking(t)
+	if r := c.route(t, 0); r["path_regex"] != "^/old$" || r["rewrite"] != "/new" || r["path_exact"] != nil {
+		t.Fatalf("route %v", r)
+	}
+	c = convertSnippet(t, `server { listen 80; location = /old { proxy_pass http://127.0.0.1:9001/new; }
+  location ~ ^/o { proxy_pass http://127.0.0.1:9001; } }`, AllCaps())
+	if !strings.Contains(c.finding("proxy_pass", 3), "location ^/o could take first") {
+		t.Fatalf("findings %v", c.findings)
+	}
+}

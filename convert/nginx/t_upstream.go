@@ -14,6 +14,12 @@ type upstreamBlock struct {
 	d        *Directive
 	implicit bool
 	servers  []string
+	// preserveUsed: a route sends the client's Host through host =
+	// "preserve"; authHost is the Host nginx's auth sub-request sends
+	// here (authHosts settles the two).
+	preserveUsed bool
+	authHost     string
+	authHostD    *Directive
 	// Per-server settings that edgeproxy keeps per upstream: -1/"" unset.
 	maxFails    int
 	failTimeout string
