@@ -151,6 +151,20 @@ type Route struct {
 	ErrorPages      map[string]string `toml:"error_pages"`
 	InterceptErrors bool              `toml:"intercept_errors"`
 	AccessLog       bool              `toml:"access_log"`
+	Cache           RouteCache        `toml:"cache"`
+}
+
+// RouteCache is a route's response cache (SPEC §10, nginx proxy_cache).
+type RouteCache struct {
+	Enabled              bool     `toml:"enabled"`
+	Key                  string   `toml:"key"`
+	MaxAge               Duration `toml:"max_age"`
+	StaleWhileRevalidate Duration `toml:"stale_while_revalidate"`
+	StaleIfError         Duration `toml:"stale_if_error"`
+	Lock                 bool     `toml:"lock"`
+	Bypass               []string `toml:"bypass"`
+	MaxBody              Size     `toml:"max_body"`
+	ForwardHeaders       []string `toml:"forward_headers"`
 }
 
 // RouteMatch narrows a route to requests whose headers, query parameters
@@ -227,6 +241,9 @@ type Cache struct {
 	MaxBytes     Size     `toml:"max_bytes"`
 	TTL          Duration `toml:"ttl"`
 	StaleIfError Duration `toml:"stale_if_error"`
+	// ResponseShare is the part of MaxBytes given to the response cache
+	// of routes (the rest holds coupons).
+	ResponseShare float64 `toml:"response_share"`
 }
 
 func dur(d time.Duration) Duration { return Duration{d} }
@@ -297,7 +314,7 @@ func DefaultRedis() Redis {
 }
 
 func DefaultCache() Cache {
-	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour)}
+	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour), ResponseShare: 0.25}
 }
 
 // DefaultRoute is a route before its table is decoded: the §8 switches
@@ -310,6 +327,7 @@ func DefaultRoute() Route {
 		WebSocket:     true,
 		Compress:      true,
 		AccessLog:     true,
+		Cache:         RouteCache{Key: "$scheme$host$request_uri", Lock: true, MaxBody: 1 << 20},
 	}
 }
 

@@ -215,6 +215,9 @@ func (c *Config) validateRedisAndCache(p *problems) {
 	if k.StaleIfError.Duration < 0 {
 		p.add("cache.stale_if_error", "must not be negative")
 	}
+	if k.ResponseShare < 0 || k.ResponseShare > 0.9 {
+		p.add("cache.response_share", "must be in 0..0.9 (got %g)", k.ResponseShare)
+	}
 }
 
 var (

@@ -78,6 +78,9 @@ func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.Reque
 	if edit != nil {
 		edit.applyRequest(&out.Header, ex)
 	}
+	if rt != nil && rt.cache != nil {
+		rt.cache.editUpstreamRequest(&out.Header, &in.Header, ex)
+	}
 	return hostPerAttempt
 }
 

@@ -17,6 +17,8 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	poolWaits *prometheus.CounterVec
 	resolves  *prometheus.CounterVec
+
+	cacheResults *prometheus.CounterVec
 }
 
 // DurationBuckets are the request latency buckets, in seconds.
@@ -44,7 +46,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "edgeproxy_upstream_resolve_failures_total",
 		Help: "Re-resolutions of an upstream host name that failed; its last good addresses were kept.",
 	}, []string{"upstream"})
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves)
+	m.cacheResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_response_cache_answers_total",
+		Help: "Answers of routes with a response cache, by route and X-Cache result.",
+	}, []string{"route", "result"})
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves, m.cacheResults)
 	return m
 }
 
@@ -153,5 +159,36 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *Metrics) resolveFailure(upstream string) {
 	if m != nil {
 		m.resolves.WithLabelValues(upstream).Inc()
+	}
+}
+
+// cacheMetrics are one cached route's answers by X-Cache result.
+type cacheMetrics struct {
+	hit, miss, stale, bypass, revalidated prometheus.Counter
+}
+
+func (m *Metrics) forCache(route string) cacheMetrics {
+	if m == nil {
+		return cacheMetrics{}
+	}
+	c := func(r string) prometheus.Counter { return m.cacheResults.WithLabelValues(route, r) }
+	return cacheMetrics{c("HIT"), c("MISS"), c("STALE"), c("BYPASS"), c("REVALIDATED")}
+}
+
+func (c *cacheMetrics) count(result []byte) {
+	if c.hit == nil {
+		return
+	}
+	switch string(result) {
+	case "HIT":
+		c.hit.Inc()
+	case "MISS":
+		c.miss.Inc()
+	case "STALE":
+		c.stale.Inc()
+	case "BYPASS":
+		c.bypass.Inc()
+	case "REVALIDATED":
+		c.revalidated.Inc()
 	}
 }

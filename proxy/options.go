@@ -41,6 +41,9 @@ type Options struct {
 	// (nil: no access log).
 	Logger    *zap.Logger
 	AccessLog *AccessLog
+	// ResponseCache holds cached answers of routes with cache enabled;
+	// nil: such routes are refused. Fixed: a reload keeps the store.
+	ResponseCache ResponseStore
 	// Metrics records requests; nil records nothing.
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
@@ -183,6 +186,8 @@ type RouteOptions struct {
 	Compress bool
 	// NoAccessLog writes no access-log line for this route.
 	NoAccessLog bool
+	// Cache is the route's response cache (SPEC §10).
+	Cache CacheOptions
 }
 
 // Unlimited as RouteOptions.MaxBodyBytes: no body size limit.

@@ -22,6 +22,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "coupons" {
 		return couponsCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "purge" {
+		return purgeCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("edgeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.toml", "configuration `FILE`")
@@ -34,7 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"  edgeproxy -t [-v] [-config FILE]           check FILE and exit (-v: upstream servers as resolved)\n"+
 			"  edgeproxy -version                         print the version\n"+
 			"  edgeproxy coupons import -config FILE COUPONS.jsonl\n"+
-			"  edgeproxy coupons delete -config FILE ID...\n\nflags:\n")
+			"  edgeproxy coupons delete -config FILE ID...\n"+
+			"  edgeproxy purge [-prefix] -config FILE URL...   (or -all)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

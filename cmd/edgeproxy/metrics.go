@@ -11,6 +11,7 @@ func (a *app) registerMetrics(reg *prometheus.Registry) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(a.proxy.Collector())
 	reg.MustRegister(a.reloads)
+	a.respCache.register(reg)
 	if a.coupons == nil {
 		return
 	}
