@@ -344,7 +344,6 @@ var (
 	hAuthorization   = []byte("Authorization")
 )
 
-
 // entryFieldIter walks encoded fields without a closure (the HIT path
 // allocates nothing).
 type entryFieldIter struct {

@@ -65,5 +65,3 @@ func (s urlSource) AppendVar(dst []byte, v *vars.Var) []byte {
 	}
 	return dst
 }
-
-

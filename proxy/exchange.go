@@ -214,7 +214,7 @@ func (b *responseBody) CloseWithError(err error) error {
 	if ex == nil {
 		return nil // handed over to a stream that closes it (compress_stream.go)
 	}
-	b.fill.abort() // no-op once stored
+	b.fill.abort()                   // no-op once stored
 	fasthttp.ReleaseResponse(b.resp) // closes the stream: the connection goes back to the pool or is closed
 	b.resp = nil
 	ex.bytesOut = b.n
