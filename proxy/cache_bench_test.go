@@ -104,5 +104,3 @@ func BenchmarkReturnAnswer(b *testing.B) {
 		serve()
 	}
 }
-
-

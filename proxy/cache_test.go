@@ -527,3 +527,37 @@ func TestCacheRouteWithoutCacheUntouched(t *testing.T) {
 		t.Fatalf("X-Cache %q hits %d", r.Header.Get("X-Cache"), up.hits.Load())
 	}
 }
+
+// TestCacheVaryFloodStaysInBudget: every request names a new value of a
+// Vary-named header; the variants live in the bounded store only.
+func TestCacheVaryFloodStaysInBudget(t *testing.T) {
+	st, err := respcache.New(respcache.Options{MaxBytes: 1 << 20, MaxEntryBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	up := &scripted{}
+	up.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		io.WriteString(w, strings.Repeat("x", 900))
+	})
+	u := upstreamServer(t, up.ServeHTTP)
+	o := testOptions()
+	o.ResponseCache = st
+	o.Upstreams["up"] = testUpstreamOptions(addrOf(u))
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", Cache: CacheOptions{Enabled: true, Lock: true, MaxBody: 64 << 10}}}
+	addr, _ := startProxy(t, o)
+	n := 3000
+	for i := 0; i < n; i++ {
+		get(t, "http://"+addr+"/v", "Accept-Language", fmt.Sprintf("x-%d", i))
+	}
+	if st.Bytes() > 1<<20 {
+		t.Fatalf("store holds %d bytes, over its 1 MiB", st.Bytes())
+	}
+	if st.Len() >= n {
+		t.Fatalf("%d entries for %d variants: nothing evicted", st.Len(), n)
+	}
+	r, _ := get(t, "http://"+addr+"/v", "Accept-Language", fmt.Sprintf("x-%d", n-1))
+	wantCache(t, r, "HIT")
+}
