@@ -10,8 +10,10 @@ import (
 // upstream: the standard ones of RFC 9110/9111 and of edgeproxy's
 // forwarding rules (§4). Any other header, X-Forwarded-Host, X-Host,
 // X-Original-URL, X-Forwarded-Scheme or X-HTTP-Method-Override among
-// them, is removed from a GET or HEAD before it is forwarded, unless the
-// key reads it ($http_NAME) or cache.forward_headers names it: an answer
+// them (a client's X-Forwarded-Host never gets here: edgeproxy sets its
+// own from Host), is removed from a GET or HEAD before it is forwarded,
+// unless the key reads it ($http_NAME), cache.forward_headers names it or
+// the route's request_headers set it: an answer
 // can depend only on what the key holds or what the upstream names in
 // Vary, so no unkeyed header can poison the cache (web cache poisoning
 // by construction impossible, not by a list of known-bad names).
@@ -22,7 +24,8 @@ var forwardedOnCachedRoutes = [][]byte{
 	[]byte("If-None-Match"), []byte("If-Modified-Since"), []byte("If-Match"), []byte("If-Unmodified-Since"),
 	[]byte("If-Range"), []byte("Range"), []byte("Content-Type"), []byte("Content-Length"),
 	[]byte("Connection"), []byte("Keep-Alive"), []byte("TE"), []byte("Via"), []byte("DNT"),
-	[]byte("X-Request-Id"), []byte("X-Forwarded-For"), []byte("Upgrade"), []byte("Transfer-Encoding"),
+	[]byte("X-Request-Id"), []byte("X-Forwarded-For"), []byte("X-Forwarded-Proto"), []byte("X-Forwarded-Host"),
+	[]byte("Upgrade"), []byte("Transfer-Encoding"),
 }
 
 func (t *cacheTarget) keyed(name []byte) bool {

@@ -561,3 +561,30 @@ func TestCacheVaryFloodStaysInBudget(t *testing.T) {
 	r, _ := get(t, "http://"+addr+"/v", "Accept-Language", fmt.Sprintf("x-%d", n-1))
 	wantCache(t, r, "HIT")
 }
+
+// TestCacheForwardingRulesKept: edgeproxy's own forwarding headers and
+// what request_headers sets still reach the upstream of a cached route.
+func TestCacheForwardingRulesKept(t *testing.T) {
+	st, _ := respcache.New(respcache.Options{MaxBytes: 4 << 20, MaxEntryBytes: 1 << 20})
+	defer st.Close()
+	up := &scripted{}
+	up.set(fixed("x", "Cache-Control", "max-age=60"))
+	u := upstreamServer(t, up.ServeHTTP)
+	o := testOptions()
+	o.ResponseCache = st
+	o.Upstreams["up"] = testUpstreamOptions(addrOf(u))
+	o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up", RequestHeaders: HeaderOps{Set: map[string]string{"X-Real-IP": "$remote_addr"}},
+		Cache: CacheOptions{Enabled: true, Key: "$scheme$host$request_uri$http_x_tenant", MaxBody: 1 << 16}}}
+	addr, _ := startProxy(t, o)
+	get(t, "http://"+addr+"/f", "Host", "site.example", "X-Tenant", "t1", "X-Custom", "dropped", "User-Agent", "ua")
+	h := up.lastHeader()
+	for name, want := range map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "site.example",
+		"X-Real-Ip": "127.0.0.1", "X-Tenant": "t1", "User-Agent": "ua", "X-Custom": ""} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s = %q upstream, want %q", name, got, want)
+		}
+	}
+	if h.Get("X-Forwarded-For") == "" || h.Get("X-Request-Id") == "" {
+		t.Errorf("forwarding headers missing: %v", h)
+	}
+}

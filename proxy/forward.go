@@ -75,11 +75,11 @@ func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.Reque
 	default:
 		out.Header.SetHost(up.opts.Host)
 	}
+	if rt != nil && rt.cache != nil {
+		rt.cache.editUpstreamRequest(&out.Header, &in.Header, ex) // before request_headers: what they set is kept
+	}
 	if edit != nil {
 		edit.applyRequest(&out.Header, ex)
-	}
-	if rt != nil && rt.cache != nil {
-		rt.cache.editUpstreamRequest(&out.Header, &in.Header, ex)
 	}
 	return hostPerAttempt
 }
