@@ -120,6 +120,12 @@ func (t *cacheTarget) serve(ctx *fasthttp.RequestCtx, ex *exchange) {
 	if !get && !h.IsHead() {
 		t.inner.serve(ctx, ex)
 		t.mark(ctx, ex, xBypass)
+		// An unsafe method that succeeded invalidates what is stored for
+		// its target (RFC 9111 §4.4).
+		if st := ctx.Response.StatusCode(); st < 400 && ex.answeredBy == answeredByUpstream && !isSafe(h.Method()) {
+			ex.ckey = t.key.Append(ex.ckey[:0], ex)
+			t.store.Delete(ex.ckey)
+		}
 		return
 	}
 	var rc cacheControl
@@ -364,4 +370,12 @@ func (it *entryFieldIter) next() bool {
 	it.v = it.b[2 : 2+n]
 	it.b = it.b[2+n:]
 	return true
+}
+
+func isSafe(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
 }

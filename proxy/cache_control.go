@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -142,9 +143,9 @@ func readResponseFacts(h *fasthttp.ResponseHeader, f *responseFacts, scratch []b
 			f.date, _ = fasthttp.ParseHTTPDate(v)
 		case eqFold(k, "Expires"):
 			f.hasExpires = true
-			var err error
-			if f.expires, err = fasthttp.ParseHTTPDate(v); err != nil {
-				f.badExpires = true
+			var ok bool
+			if f.expires, ok = parseHTTPDateStrict(v); !ok {
+				f.badExpires = true // stale at once (RFC 9111 §5.3)
 			}
 		case eqFold(k, "Age"):
 			f.age = seconds(trimOWS(v))
@@ -196,4 +197,26 @@ func storableStatus(status int, explicit bool) bool {
 		return explicit
 	}
 	return false
+}
+
+// parseHTTPDateStrict accepts the three HTTP-date forms of RFC 9110
+// §5.6.7 exactly; anything else (fasthttp's parser is lenient) is invalid.
+func parseHTTPDateStrict(v []byte) (time.Time, bool) {
+	s := string(trimOWS(v))
+	for _, layout := range []string{time.RFC1123, time.RFC850, time.ANSIC} {
+		// A round trip rejects what Parse forgives (runs of spaces, one-digit hours).
+		if t, err := time.Parse(layout, s); err == nil && strings.HasSuffix(layout, "MST") == strings.HasSuffix(s, "GMT") &&
+			afterWeekday(t.Format(layout)) == afterWeekday(s) {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// afterWeekday drops the day name, which a cache has no use to check.
+func afterWeekday(s string) string {
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		return s[i:]
+	}
+	return s
 }

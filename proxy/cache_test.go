@@ -588,3 +588,33 @@ func TestCacheForwardingRulesKept(t *testing.T) {
 		t.Errorf("forwarding headers missing: %v", h)
 	}
 }
+
+func TestCacheUnsafeMethodInvalidates(t *testing.T) {
+	e := newCacheEnv(t, CacheOptions{Lock: true})
+	e.get(t, "/u")
+	req, _ := http.NewRequest("DELETE", e.base+"/u", nil)
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r, _ := e.get(t, "/u")
+	wantCache(t, r, "MISS")
+}
+
+func TestCacheInvalidExpiresIsStale(t *testing.T) {
+	e := newCacheEnv(t, CacheOptions{Lock: true})
+	for i, v := range []string{"Thu,  01 Dec 2094 16:00:00 GMT", "Thu, 01 Dec 2094 6:00:00 GMT", "soon"} {
+		e.up.set(fixed("x", "Expires", v))
+		p := fmt.Sprintf("/x%d", i)
+		e.get(t, p)
+		r, _ := e.get(t, p)
+		if r.Header.Get("X-Cache") == "HIT" {
+			t.Fatalf("Expires %q made an answer fresh", v)
+		}
+	}
+	e.up.set(fixed("x", "Expires", "Thu, 01 Dec 2094 16:00:00 GMT"))
+	e.get(t, "/ok")
+	r, _ := e.get(t, "/ok")
+	wantCache(t, r, "HIT")
+}
