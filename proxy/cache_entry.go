@@ -77,21 +77,6 @@ func decodeEntry(b []byte, e *entry) bool {
 	return true
 }
 
-// eachField calls f for every stored header field.
-func (e *entry) eachField(f func(k, v []byte)) {
-	le := binary.LittleEndian
-	b := e.fields
-	for len(b) > 0 {
-		n := int(le.Uint16(b))
-		k := b[2 : 2+n]
-		b = b[2+n:]
-		n = int(le.Uint16(b))
-		v := b[2 : 2+n]
-		b = b[2+n:]
-		f(k, v)
-	}
-}
-
 // field is the first stored value of name.
 func (e *entry) field(name string) []byte {
 	le := binary.LittleEndian
