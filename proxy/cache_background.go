@@ -21,6 +21,7 @@ func (t *cacheTarget) refreshInBackground(ctx *fasthttp.RequestCtx, ex *exchange
 	ex.valIMS = append(ex.valIMS[:0], e.field("Last-Modified")...)
 	hostPerAttempt := t.s.buildUpstreamRequest(out, ctx, ex, t.up)
 	ex.cacheValidators = false
+	out.Header.SetMethod(fasthttp.MethodGet) // a HEAD's stale answer is refreshed by the GET it came from
 	timeout := t.up.opts.ResponseTimeout
 	if ex.rt != nil && ex.rt.timeout > 0 {
 		timeout = time.Duration(ex.rt.timeout)

@@ -90,6 +90,10 @@ func appendAcceptedCodings(dst []byte, h *fasthttp.RequestHeader) []byte {
 // answer is stored or known not to be.
 func (t *cacheTarget) keep(ctx *fasthttp.RequestCtx, ex *exchange, now time.Time, fl *flight) {
 	resp := &ctx.Response
+	if !ctx.Request.Header.IsGet() || requestSaysNoStore(&ctx.Request.Header) {
+		fl.finish() // a HEAD's answer has no body to keep
+		return
+	}
 	meta, ok := t.storable(resp.StatusCode(), &resp.Header, &ctx.Request.Header, ex, now)
 	if !ok || ex.answeredBy != answeredByUpstream || ex.intercepted {
 		fl.finish()
@@ -312,4 +316,10 @@ func (fl *flight) finish() {
 		fl.fs.mu.Unlock()
 		close(fl.done)
 	})
+}
+
+func requestSaysNoStore(h *fasthttp.RequestHeader) bool {
+	var rc cacheControl
+	requestCacheControl(h, &rc)
+	return rc.noStore
 }

@@ -618,3 +618,20 @@ func TestCacheInvalidExpiresIsStale(t *testing.T) {
 	r, _ := e.get(t, "/ok")
 	wantCache(t, r, "HIT")
 }
+
+func TestCacheHeadRevalidationStoresNoEmptyBody(t *testing.T) {
+	e := newCacheEnv(t, CacheOptions{Lock: true})
+	e.up.set(fixed("full body", "Cache-Control", "max-age=1"))
+	e.get(t, "/h")
+	e.clock.advance(5 * time.Second)
+	req, _ := http.NewRequest("HEAD", e.base+"/h", nil)
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r, body := e.get(t, "/h")
+	if body != "full body" {
+		t.Fatalf("GET after a HEAD revalidation: %q (%s)", body, r.Header.Get("X-Cache"))
+	}
+}

@@ -49,7 +49,7 @@ func New(o Options) (*Store, error) {
 		Shards:             shards,
 		LifeWindow:         365 * 24 * time.Hour, // entries carry their own freshness; eviction is by size
 		CleanWindow:        0,
-		MaxEntriesInWindow: 1024 * shards,
+		MaxEntriesInWindow: 64 * shards, // initial queues of 64 KiB a shard; they grow up to the budget
 		MaxEntrySize:       1024,
 		HardMaxCacheSize:   mb,
 		StatsEnabled:       false,
