@@ -22,6 +22,25 @@ type StatusData struct {
 	LastReload *Reload
 	Proxy      proxy.Snapshot
 	Coupons    *CouponStatus // nil without coupons
+	// ResponseCache is the routes' response cache; nil without one.
+	ResponseCache *ResponseCacheStatus
+}
+
+// ResponseCacheStatus is the response store at a glance; answers by
+// route come from the edgeproxy_response_cache_answers_total series.
+type ResponseCacheStatus struct {
+	Entries, Bytes                       int
+	MaxBytes                             int64
+	Purges, PurgedEntries, Resyncs, Sets uint64
+	Rejected                             uint64
+	Subscription                         string // "live", "connecting", "off"
+}
+
+// cacheRow is one cached route's answers by X-Cache.
+type cacheRow struct {
+	Route                                 string
+	Hit, Miss, Stale, Bypass, Revalidated uint64
+	HitRatio                              string
 }
 
 // Reload is the outcome of the last SIGHUP.
@@ -115,12 +134,13 @@ type view struct {
 	HitRatio string
 	L1Ratio  string
 	Refresh  int
+	Caches   []cacheRow
 }
 
 func (p *StatusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := p.data()
 	now := time.Now()
-	cur, fivexx := p.gather(now)
+	cur, fivexx, caches := p.gather(now)
 	prev := p.base(now, d.Started)
 	p.mu.Lock()
 	p.samples = append(p.samples, cur)
@@ -154,6 +174,13 @@ func (p *StatusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := d.Coupons; c != nil {
 		v.HitRatio = ratio(c.Hit, c.Hit+c.Miss+c.Stale+c.Unavailable)
 		v.L1Ratio = ratio(c.L1Hits, c.L1Hits+c.L2Hits+c.RedisReads)
+	}
+	for _, rt := range d.Proxy.Routes {
+		if c, ok := caches[rt.Name]; ok {
+			c.Route = rt.Name
+			c.HitRatio = ratio(c.Hit+c.Revalidated, c.Hit+c.Miss+c.Stale+c.Bypass+c.Revalidated)
+			v.Caches = append(v.Caches, *c)
+		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -216,15 +243,37 @@ func (p *StatusPage) base(now, started time.Time) sample {
 }
 
 // gather reads the request counters and latency histograms per route.
-func (p *StatusPage) gather(now time.Time) (sample, map[string]uint64) {
+func (p *StatusPage) gather(now time.Time) (sample, map[string]uint64, map[string]*cacheRow) {
 	s := sample{at: now, routes: map[string]routeSample{}}
 	fivexx := map[string]uint64{}
+	caches := map[string]*cacheRow{}
 	mfs, err := p.gatherer.Gather()
 	if err != nil {
-		return s, fivexx
+		return s, fivexx, caches
 	}
 	for _, mf := range mfs {
 		switch mf.GetName() {
+		case "edgeproxy_response_cache_answers_total":
+			for _, m := range mf.GetMetric() {
+				r := caches[label(m, "route")]
+				if r == nil {
+					r = &cacheRow{}
+					caches[label(m, "route")] = r
+				}
+				n := uint64(m.GetCounter().GetValue())
+				switch label(m, "result") {
+				case "HIT":
+					r.Hit = n
+				case "MISS":
+					r.Miss = n
+				case "STALE":
+					r.Stale = n
+				case "BYPASS":
+					r.Bypass = n
+				case "REVALIDATED":
+					r.Revalidated = n
+				}
+			}
 		case "edgeproxy_request_duration_seconds":
 			for _, m := range mf.GetMetric() {
 				h := m.GetHistogram()
@@ -244,7 +293,7 @@ func (p *StatusPage) gather(now time.Time) (sample, map[string]uint64) {
 			}
 		}
 	}
-	return s, fivexx
+	return s, fivexx, caches
 }
 
 func label(m *dto.Metric, name string) string {
@@ -299,6 +348,16 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 {{with .Proxy.Tunnels}}<tr><td class="num" id="tunnels-open">{{.Open}}</td><td class="num">{{if .Max}}{{.Max}}{{else}}none{{end}}</td><td class="num">{{.Opened}}</td>
 <td class="num">{{.BytesToUpstream}}</td><td class="num">{{.BytesToClient}}</td><td>{{.IdleTimeout}}</td></tr>{{end}}
 </table>
+
+{{with .ResponseCache}}
+<h2>Response cache</h2>
+<table id="response-cache">
+<tr><th>stored</th><td colspan="6">{{.Entries}} entries · {{.Bytes}} bytes held of {{.MaxBytes}} · {{.Sets}} stored · {{.Rejected}} too large for a shard</td></tr>
+<tr><th>purges</th><td colspan="6" id="purges">{{.Purges}} received · {{.PurgedEntries}} entries removed · {{.Resyncs}} full drops (subscription re-established) · subscription {{.Subscription}}</td></tr>
+<tr><th>route</th><th>HIT</th><th>MISS</th><th>STALE</th><th>BYPASS</th><th>REVALIDATED</th><th>hit ratio</th></tr>
+{{range $.Caches}}<tr data-cache-route="{{.Route}}"><td>{{.Route}}</td><td class="num">{{.Hit}}</td><td class="num">{{.Miss}}</td><td class="num">{{.Stale}}</td><td class="num">{{.Bypass}}</td><td class="num">{{.Revalidated}}</td><td class="num">{{.HitRatio}}</td></tr>
+{{end}}</table>
+{{end}}
 
 {{with .Coupons}}
 <h2>Coupon cache</h2>

@@ -165,7 +165,21 @@ type Route struct {
 	AuthRequest AuthRequest `toml:"auth_request"`
 	AuthCache   AuthCache   `toml:"auth_cache"`
 	// LimitRate caps each response body, bytes per second ("1MiB"); "" none.
-	LimitRate string `toml:"limit_rate"`
+	LimitRate string     `toml:"limit_rate"`
+	Cache     RouteCache `toml:"cache"`
+}
+
+// RouteCache is a route's response cache (SPEC §10, nginx proxy_cache).
+type RouteCache struct {
+	Enabled              bool     `toml:"enabled"`
+	Key                  string   `toml:"key"`
+	MaxAge               Duration `toml:"max_age"`
+	StaleWhileRevalidate Duration `toml:"stale_while_revalidate"`
+	StaleIfError         Duration `toml:"stale_if_error"`
+	Lock                 bool     `toml:"lock"`
+	Bypass               []string `toml:"bypass"`
+	MaxBody              Size     `toml:"max_body"`
+	ForwardHeaders       []string `toml:"forward_headers"`
 }
 
 // RouteMatch narrows a route to requests whose headers, query parameters
@@ -260,6 +274,9 @@ type Cache struct {
 	DegradedTTL   Duration `toml:"degraded_ttl"`
 	// VerifySample is the share of hits re-read in the background.
 	VerifySample float64 `toml:"verify_sample"`
+	// ResponseShare is the part of MaxBytes given to the response cache
+	// of routes (the rest holds coupons).
+	ResponseShare float64 `toml:"response_share"`
 }
 
 func dur(d time.Duration) Duration { return Duration{d} }
@@ -331,7 +348,8 @@ func DefaultRedis() Redis {
 
 func DefaultCache() Cache {
 	return Cache{MaxBytes: 256 << 20, TTL: dur(10 * time.Minute), StaleIfError: dur(time.Hour),
-		ProbeInterval: dur(time.Second), ProbeTimeout: dur(500 * time.Millisecond), OnStreamLoss: "bypass", DegradedTTL: dur(time.Second)}
+		ProbeInterval: dur(time.Second), ProbeTimeout: dur(500 * time.Millisecond), OnStreamLoss: "bypass", DegradedTTL: dur(time.Second),
+		ResponseShare: 0.25}
 }
 
 // DefaultRoute is a route before its table is decoded: the §8 switches
@@ -347,6 +365,7 @@ func DefaultRoute() Route {
 		RateLimit:     DefaultRateLimit(),
 		AuthRequest:   DefaultAuthRequest(),
 		AuthCache:     DefaultAuthCache(),
+		Cache:         RouteCache{Key: "$scheme$host$request_uri", Lock: true, MaxBody: 1 << 20},
 	}
 }
 

@@ -61,6 +61,7 @@ func TestExampleShowsDefaults(t *testing.T) {
 	// Empty tables and lists decode as empty, not nil.
 	r.RequestHeaders, r.ResponseHeaders, r.ErrorPages, r.Methods, r.Access = dr.RequestHeaders, dr.ResponseHeaders, dr.ErrorPages, dr.Methods, dr.Access
 	r.Match, r.TryFiles = dr.Match, dr.TryFiles
+	r.Cache.Bypass, r.Cache.ForwardHeaders = dr.Cache.Bypass, dr.Cache.ForwardHeaders
 	if !reflect.DeepEqual(r, dr) {
 		t.Errorf("routes[0] differs from DefaultRoute():\n%+v\n%+v", r, dr)
 	}

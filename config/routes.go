@@ -62,6 +62,7 @@ func (c *Config) validateRoute(p *problems, i int, r *Route) {
 	headerOps(p, k+".response_headers", r.ResponseHeaders.Set, r.ResponseHeaders.Add, r.ResponseHeaders.Remove)
 	c.validateErrorPages(p, k, r)
 	c.validateGuards(p, k, r)
+	c.validateRouteCache(p, k, r)
 	if path, kind := r.path(); path != "" {
 		for j := 0; j < i; j++ {
 			o := &c.Routes[j]

@@ -249,6 +249,9 @@ func (c *Config) validateRedisAndCache(p *problems) {
 	if !(k.VerifySample >= 0 && k.VerifySample <= 1) {
 		p.add("cache.verify_sample", "must be between 0 and 1 (got %v)", k.VerifySample)
 	}
+	if k.ResponseShare < 0 || k.ResponseShare > 0.9 {
+		p.add("cache.response_share", "must be in 0..0.9 (got %g)", k.ResponseShare)
+	}
 }
 
 var (

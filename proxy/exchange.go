@@ -61,6 +61,13 @@ type exchange struct {
 	target    []byte
 	cache     []byte
 
+	// The response cache's key and variant key, and the validators it
+	// sends upstream in place of the client's when cacheValidators is set
+	// (cache.go).
+	ckey, vkey      []byte
+	valINM, valIMS  []byte
+	cacheValidators bool
+
 	route            string
 	metrics          *routeMetrics
 	upstreamAddr     string
@@ -111,6 +118,10 @@ func (ex *exchange) reset() {
 		host:           ex.host[:0],
 		target:         ex.target[:0],
 		cache:          ex.cache[:0],
+		ckey:           ex.ckey[:0],
+		vkey:           ex.vkey[:0],
+		valINM:         ex.valINM[:0],
+		valIMS:         ex.valIMS[:0],
 		line:           ex.line[:0],
 		hfields:        ex.hfields[:0],
 		tokens:         ex.tokens[:0],
@@ -191,6 +202,7 @@ type responseBody struct {
 	// route's limit_rate, limitrate.go); 0: none.
 	rate    int64
 	started time.Time
+	fill    *cacheFill // nil unless the response cache keeps a copy
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
@@ -199,6 +211,12 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.resp.BodyStream().Read(p)
 	b.n += int64(n)
+	if b.fill != nil {
+		b.fill.write(p[:n])
+		if err == io.EOF {
+			b.fill.end()
+		}
+	}
 	return n, err
 }
 
@@ -209,6 +227,7 @@ func (b *responseBody) CloseWithError(err error) error {
 	if ex == nil {
 		return nil // handed over to a stream that closes it (compress_stream.go)
 	}
+	b.fill.abort()                   // no-op once stored
 	fasthttp.ReleaseResponse(b.resp) // closes the stream: the connection goes back to the pool or is closed
 	b.resp = nil
 	ex.bytesOut = b.n

@@ -75,6 +75,9 @@ func (s *Server) buildUpstreamRequest(out *fasthttp.Request, ctx *fasthttp.Reque
 	}
 	ex.hostField = fwd.hostKey
 	s.setForwardedHeaders(out, ex, fwd, ctx.IsTLS())
+	if rt != nil && rt.cache != nil {
+		rt.cache.editUpstreamRequest(&out.Header, &in.Header, ex) // before request_headers: what they set is kept
+	}
 	if edit != nil {
 		edit.applyRequest(&out.Header, ex)
 	}

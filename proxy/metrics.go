@@ -19,6 +19,7 @@ type Metrics struct {
 	resolves  *prometheus.CounterVec
 
 	rateLimited, rateFallbacks, authOutcomes *prometheus.CounterVec
+	cacheResults                             *prometheus.CounterVec
 }
 
 // DurationBuckets are the request latency buckets, in seconds.
@@ -57,8 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "edgeproxy_auth_requests_total",
 		Help: "auth_request outcomes by route: allow, deny, error (answered 500), cached_allow, cached_deny.",
 	}, []string{"route", "outcome"})
+	m.cacheResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_response_cache_answers_total",
+		Help: "Answers of routes with a response cache, by route and X-Cache result.",
+	}, []string{"route", "result"})
 	reg.MustRegister(m.requests, m.duration, m.attempts, m.failures, m.retries, m.poolWaits, m.resolves,
-		m.rateLimited, m.rateFallbacks, m.authOutcomes)
+		m.rateLimited, m.rateFallbacks, m.authOutcomes, m.cacheResults)
 	return m
 }
 
@@ -177,4 +182,35 @@ func (m *Metrics) counter(vec func(*Metrics) *prometheus.CounterVec, labels ...s
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
 	}
 	return vec(m).WithLabelValues(labels...)
+}
+
+// cacheMetrics are one cached route's answers by X-Cache result.
+type cacheMetrics struct {
+	hit, miss, stale, bypass, revalidated prometheus.Counter
+}
+
+func (m *Metrics) forCache(route string) cacheMetrics {
+	if m == nil {
+		return cacheMetrics{}
+	}
+	c := func(r string) prometheus.Counter { return m.cacheResults.WithLabelValues(route, r) }
+	return cacheMetrics{c("HIT"), c("MISS"), c("STALE"), c("BYPASS"), c("REVALIDATED")}
+}
+
+func (c *cacheMetrics) count(result []byte) {
+	if c.hit == nil {
+		return
+	}
+	switch string(result) {
+	case "HIT":
+		c.hit.Inc()
+	case "MISS":
+		c.miss.Inc()
+	case "STALE":
+		c.stale.Inc()
+	case "BYPASS":
+		c.bypass.Inc()
+	case "REVALIDATED":
+		c.revalidated.Inc()
+	}
 }

@@ -44,6 +44,9 @@ type Options struct {
 	// RateLimiters makes the shared and exact rate limiters (fixed); nil:
 	// those modes count locally.
 	RateLimiters RateLimiters
+	// ResponseCache holds cached answers of routes with cache enabled;
+	// nil: such routes are refused. Fixed: a reload keeps the store.
+	ResponseCache ResponseStore
 	// Metrics records requests; nil records nothing.
 	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
@@ -194,6 +197,8 @@ type RouteOptions struct {
 	// LimitRate caps each response body at this many bytes per second
 	// (nginx limit_rate); 0: no cap.
 	LimitRate int64
+	// Cache is the route's response cache (SPEC §10).
+	Cache CacheOptions
 }
 
 // Unlimited as RouteOptions.MaxBodyBytes: no body size limit.

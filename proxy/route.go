@@ -32,6 +32,7 @@ type route struct {
 
 	// Forwarding settings read by forward.
 	requestEdit   *headerEdit
+	cache         *cacheTarget // nil: no response cache; else it edits the upstream request
 	errorPages    *errorPagesStep
 	maxBodyBytes  int64 // Unlimited, or the limit
 	streamRequest bool
@@ -120,6 +121,12 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 		}
 		r.upstream = up
 		r.target = upstreamTarget{s: s, up: up}
+		if ro.Cache.Enabled {
+			if r.cache, err = s.newCacheTarget(ro.Cache, st, up, r.target, r.name); err != nil {
+				return nil, err
+			}
+			r.target = r.cache
+		}
 	}
 
 	if r.errorPages, err = loadErrorPages(ro.ErrorPages, ro.InterceptErrors); err != nil {

@@ -49,6 +49,7 @@ type state struct {
 	router          *router
 	named           map[string]*route // by name, for "@name" targets
 	compress        *compressStep     // nil: [compression] off
+	caches          []*cacheTarget    // routes with a response cache, for purges
 	upstreams       map[string]*upstream
 	trustedProxies  []netip.Prefix
 	maxBodyBytes    int64

@@ -38,7 +38,7 @@ func cacheOptions(cfg *config.Config, log *zap.Logger) cache.Options {
 		KeyPrefix:      r.KeyPrefix,
 		CommandTimeout: r.CommandTimeout.Duration,
 		DialTimeout:    r.DialTimeout.Duration,
-		MaxBytes:       int64(cfg.Cache.MaxBytes),
+		MaxBytes:       int64(cfg.Cache.MaxBytes) - cfg.ResponseCacheBytes(), // the rest is the response cache's
 		TTL:            cfg.Cache.TTL.Duration,
 		StaleIfError:   cfg.Cache.StaleIfError.Duration,
 		Precision:      cfg.Coupon.GeohashPrecision,

@@ -25,6 +25,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "convert" {
 		return convertCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "purge" {
+		return purgeCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("edgeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.toml", "configuration `FILE`")
@@ -39,7 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"  edgeproxy coupons import -config FILE COUPONS.jsonl\n"+
 			"  edgeproxy coupons delete -config FILE ID...\n"+
 			"  edgeproxy coupons check [-repair] -config FILE\n"+
-			"  edgeproxy convert nginx [-o OUT.toml] NGINX.conf\n\nflags:\n")
+			"  edgeproxy convert nginx [-o OUT.toml] NGINX.conf\n"+
+			"  edgeproxy purge [-prefix] -config FILE URL...   (or -all)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

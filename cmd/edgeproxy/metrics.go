@@ -24,6 +24,7 @@ func (a *app) registerMetrics(reg *prometheus.Registry) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(a.proxy.Collector())
 	reg.MustRegister(a.reloads)
+	a.respCache.register(reg)
 	if a.coupons == nil {
 		return
 	}

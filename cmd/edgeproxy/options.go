@@ -115,6 +115,7 @@ func routeOptions(r *config.Route) proxy.RouteOptions {
 		WebSocket:             r.WebSocket,
 		Compress:              r.Compress,
 		NoAccessLog:           !r.AccessLog,
+		Cache:                 cacheRouteOptions(r.Cache),
 	}
 	guardOptions(&ro, r)
 	if r.MaxBodyBytes != nil {

@@ -15,6 +15,7 @@ import (
 // each upstream's servers as resolved.
 func checkProxy(cfg *config.Config, verbose bool, stdout io.Writer) error {
 	o := proxyOptions(cfg)
+	o.ResponseCache = noStore{} // routes compile as at a start; nothing is stored
 	s, err := proxy.New(o)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.Path, err)

@@ -31,6 +31,8 @@ type app struct {
 	proxy   *proxy.Server
 	coupons *couponService // nil without [coupon]
 	limits  *ratelimit.Limiters
+	// respCache is the routes' response store; nil when its share is 0.
+	respCache *responseCache
 
 	metrics *proxy.Metrics
 	reloads *prometheus.CounterVec
@@ -112,11 +114,16 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	// a route asks for one of them.
 	a.limits = ratelimit.New(rateLimitOptions(cfg, log))
 	defer a.limits.Close()
+	if a.respCache, err = newResponseCache(cfg); err != nil {
+		return fail("response cache", err)
+	}
+	defer a.respCache.Close()
 	opts := a.options(cfg)
 	a.proxy, err = proxy.New(opts)
 	if err != nil {
 		return fail("building proxy", err)
 	}
+	a.respCache.subscribe(cfg, a.proxy, log)
 	if a.coupons != nil {
 		a.coupons.setFallback(a.proxy)
 	}
@@ -218,6 +225,9 @@ func (a *app) options(cfg *config.Config) proxy.Options {
 	if a.limits != nil {
 		o.RateLimiters = a.limits
 	}
+	if a.respCache != nil {
+		o.ResponseCache = a.respCache.store
+	}
 	if a.coupons != nil {
 		o.Routes = append(o.Routes, proxy.RouteOptions{
 			Name:       "coupon",
@@ -298,7 +308,8 @@ func (a *app) ready() (bool, map[string]string) {
 }
 
 func (a *app) status() admin.StatusData {
-	d := admin.StatusData{Version: version, ConfigPath: a.path, Started: a.started, LastReload: a.lastReload.Load(), Proxy: a.proxy.Snapshot()}
+	d := admin.StatusData{Version: version, ConfigPath: a.path, Started: a.started, LastReload: a.lastReload.Load(), Proxy: a.proxy.Snapshot(),
+		ResponseCache: a.respCache.status()}
 	if c := a.coupons; c != nil {
 		n := c.handler.Counts()
 		cs := &admin.CouponStatus{Store: c.storeState(), Hit: n.Hit.Load(), Miss: n.Miss.Load(), Stale: n.Stale.Load(),

@@ -227,3 +227,19 @@ func (t *Template) String() string {
 	}
 	return t.raw
 }
+
+// Names are the names the template reads of variables of kind k (the
+// header names of $http_NAME), for a caller that must know which request
+// parts the value depends on.
+func (t *Template) Names(k Kind) [][]byte {
+	if t == nil {
+		return nil
+	}
+	var out [][]byte
+	for _, p := range t.parts {
+		if p.v != nil && p.v.Kind == k {
+			out = append(out, p.v.Name)
+		}
+	}
+	return out
+}
