@@ -43,7 +43,8 @@ func (s *Store) fresh(h header, source []byte, now int64) bool {
 }
 
 // Cells implements coupon.Store: cells fresh in L0 or L1 are visited at
-// once; the rest are read from Redis (through rueidis's cache) in batches.
+// once; the rest are read from Redis (through rueidis's cache) in batches,
+// each cell once however many requests miss it at the same time.
 func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupon.Status, error) {
 	sc := s.cellScratches.Get().(*cellScratch)
 	defer func() {
@@ -153,6 +154,7 @@ func (s *Store) missedCells(client rueidis.Client, since, e0 uint64, hashes []by
 	}
 	// Each batch's flights finish as soon as it is read: two requests
 	// each waiting for a cell the other reads must not wait for each other.
+	failed := false
 	for b := 0; b < len(leads); b += maxBatch {
 		e := min(b+maxBatch, len(leads))
 		err := s.fetchCells(client, lost, keys[b:e], leads[b:e])
@@ -162,11 +164,17 @@ func (s *Store) missedCells(client rueidis.Client, since, e0 uint64, hashes []by
 		}
 		if err != nil {
 			s.fail(err)
+			failed = true
 			break // the rest fail too: they fall back without waiting
 		}
 	}
 	finishRest()
 	var ctx context.Context
+	if failed { // Redis is failing: take only the reads already done
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(s.ctx)
+		cancel()
+	}
 	for i := range sc.misses {
 		m := &sc.misses[i]
 		if m.lead {

@@ -23,9 +23,9 @@ func coldNearby(t *testing.T) (*redistest.Server, Options, []byte) {
 	t.Helper()
 	r := redistest.Start(t)
 	o := testOptions(r.Addr)
-	// The host is shared: a wait bounded at 200 ms could end before a
-	// slow but successful read, which is not what is tested here.
-	o.CommandTimeout = 5 * time.Second
+	// The host is shared: a wait or a dial bounded at 200 ms could end
+	// before a slow but successful one, which is not what is tested here.
+	o.CommandTimeout, o.DialTimeout = 5*time.Second, 5*time.Second
 	hashes, err := coupon.Cover(nil, 35.681, 139.767, 1500, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +97,10 @@ func TestCellsColdBurstReadOnce(t *testing.T) {
 			var want []string
 			{
 				var c collect
-				if _, err := newStore(t, o).Cells(hashes, 5, &c); err != nil {
-					t.Fatal(err)
+				ref := newStore(t, o)
+				if _, err := ref.Cells(hashes, 5, &c); err != nil {
+					e, _ := ref.LastError()
+					t.Fatalf("%v (%s)", err, e)
 				}
 				want = c.ids
 				sort.Strings(want)
@@ -148,7 +150,7 @@ func TestCouponColdBurstReadOnce(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			r := redistest.Start(t)
 			o := testOptions(r.Addr)
-			o.CommandTimeout = 5 * time.Second
+			o.CommandTimeout, o.DialTimeout = 5*time.Second, 5*time.Second
 			o.OnStreamLoss, o.DegradedTTL = mode.loss, time.Minute
 			const raw = `{"id":"one","lat":1,"lon":1}`
 			put(t, newWriter(t, o), raw)
