@@ -210,10 +210,10 @@ func (r *runner) measure(sys system, sc scenario) (result, error) {
 		r.logf("%s / %s: %s", sc.name, sys.name, note)
 	}
 	if strings.HasPrefix(sc.name, "coupon") && sys.name == "edgeproxy" {
-		// Fill the caches one query at a time: 64 connections asking at
-		// once for the same cells would each read and decode them (no
-		// single flight for cells yet), which on a busy host stalled a
-		// whole run.
+		// Fill the caches one query at a time. No longer needed against
+		// stalls (concurrent misses of a cell now make one read and one
+		// decode: cache/flight.go), but kept so that what is measured,
+		// peak RSS included, is a warm edgeproxy, as in earlier runs.
 		paths := []string{sys.paths[sc.name]}
 		if sc.data == dataDense {
 			paths = benchdata.Paths("/coupons", mixedPoints)

@@ -24,11 +24,17 @@ type cellMiss struct {
 	index int // of the cell in the request's hashes
 	stale *coupon.Index
 	h     header
+	// Set once Redis is asked: the cell's read, whether this request leads
+	// it (flight.go), and whether it gave the cell's index.
+	f        *flight
+	lead, ok bool
 }
 
 type cellScratch struct {
 	key    []byte
 	misses []cellMiss
+	keys   []string  // Redis keys of the cells a request leads
+	leads  []*flight // their flights
 }
 
 // fresh applies the freshness rule to an entry derived from source.
@@ -37,7 +43,8 @@ func (s *Store) fresh(h header, source []byte, now int64) bool {
 }
 
 // Cells implements coupon.Store: cells fresh in L0 or L1 are visited at
-// once; the rest are read from Redis (through rueidis's cache) in batches.
+// once; the rest are read from Redis (through rueidis's cache) in batches,
+// each cell once however many requests miss it at the same time.
 func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupon.Status, error) {
 	sc := s.cellScratches.Get().(*cellScratch)
 	defer func() {
@@ -80,62 +87,127 @@ func (s *Store) Cells(hashes []byte, precision int, v coupon.CellVisitor) (coupo
 	if len(sc.misses) == 0 {
 		return coupon.Hit, nil
 	}
-	st := coupon.Hit
-	e0 := s.epoch.Load() // before the client: see topology.go
+	since := s.flights.seq.Load() // before the snapshot: see flight.go
+	e0 := s.epoch.Load()          // before the client: see topology.go
 	cp := s.client.Load()
-	pending := sc.misses
 	if cp != nil && !s.recentlyFailed(now) {
-		client := *cp
-		for len(pending) > 0 {
-			k := min(len(pending), maxBatch)
-			batchSt, err := s.fetchCells(client, e0, hashes, precision, pending[:k], v)
-			if err != nil {
-				s.fail(err)
-				break
-			}
-			st = max(st, batchSt)
-			pending = pending[k:]
-		}
-		if len(pending) == 0 {
-			return st, nil
-		}
+		s.missedCells(*cp, since, e0, hashes, precision, sc)
 	}
-	// Redis is failing: what is still missing is served stale, or not at all.
-	for _, m := range pending {
-		if m.stale == nil || !s.youngEnough(m.h, nowNs) {
+	// What Redis did not give (it is failing) is served stale, or not at all.
+	st := coupon.Hit
+	stale := false
+	for _, m := range sc.misses {
+		switch {
+		case m.ok:
+			st = max(st, m.f.st)
+		case m.stale == nil || !s.youngEnough(m.h, nowNs):
 			s.Stats.Unavailable.Add(1)
 			return coupon.Stale, coupon.ErrUnavailable
+		default:
+			stale = true
 		}
 	}
-	for _, m := range pending {
-		v.VisitCell(m.stale)
+	for _, m := range sc.misses {
+		if m.ok {
+			v.VisitCell(m.f.ix)
+		} else {
+			v.VisitCell(m.stale)
+		}
 	}
-	s.Stats.Stale.Add(1)
-	return coupon.Stale, nil
+	if stale {
+		s.Stats.Stale.Add(1)
+		return coupon.Stale, nil
+	}
+	return st, nil
 }
 
-func (s *Store) fetchCells(client rueidis.Client, e0 uint64, hashes []byte, precision int, batch []cellMiss, v coupon.CellVisitor) (coupon.Status, error) {
+// missedCells reads the request's missing cells from Redis, in batches,
+// each only once however many requests miss it at the same time: the cells
+// another request is reading already are waited for (flight.go). It sets
+// each miss's ok.
+func (s *Store) missedCells(client rueidis.Client, since, e0 uint64, hashes []byte, precision int, sc *cellScratch) {
 	lost := s.lost.Load() // after e0: see streamState
-	gens := make([]uint64, len(batch))
-	keys := make([]string, len(batch))
-	for i, m := range batch {
-		keys[i] = s.o.KeyPrefix + ":cell:" + string(hashes[m.index*precision:(m.index+1)*precision])
-		gens[i] = s.stripeFor(keys[i]).Load()
+	since = s.flightSince(since, lost)
+	keys, leads := sc.keys[:0], sc.leads[:0]
+	finishRest := func() { // the flights a failure left unread
+		for i := range leads {
+			if leads[i] != nil {
+				s.flights.finish(keys[i][len(s.o.KeyPrefix)+1:], leads[i])
+				leads[i] = nil
+			}
+		}
 	}
+	defer func() {
+		finishRest()
+		clear(keys)
+		clear(leads)
+		sc.keys, sc.leads = keys[:0], leads[:0]
+	}()
+	for i := range sc.misses {
+		m := &sc.misses[i]
+		key := s.o.KeyPrefix + ":cell:" + string(hashes[m.index*precision:(m.index+1)*precision])
+		snap := flightSnap{epoch: e0, gen: s.stripeFor(key).Load(), lost: lost}
+		m.f, m.lead = s.flights.join(key[len(s.o.KeyPrefix)+1:], snap, since)
+		if m.lead {
+			keys, leads = append(keys, key), append(leads, m.f)
+		}
+	}
+	// Each batch's flights finish as soon as it is read: two requests
+	// each waiting for a cell the other reads must not wait for each other.
+	failed := false
+	for b := 0; b < len(leads); b += maxBatch {
+		e := min(b+maxBatch, len(leads))
+		err := s.fetchCells(client, lost, keys[b:e], leads[b:e])
+		for i := b; i < e; i++ {
+			s.flights.finish(keys[i][len(s.o.KeyPrefix)+1:], leads[i])
+			leads[i] = nil
+		}
+		if err != nil {
+			s.fail(err)
+			failed = true
+			break // the rest fail too: they fall back without waiting
+		}
+	}
+	finishRest()
+	var ctx context.Context
+	if failed { // Redis is failing: take only the reads already done
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(s.ctx)
+		cancel()
+	}
+	for i := range sc.misses {
+		m := &sc.misses[i]
+		if m.lead {
+			m.ok = m.f.err == nil
+			continue
+		}
+		if ctx == nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(s.ctx, s.o.CommandTimeout)
+			defer cancel()
+		}
+		if m.ok = m.f.wait(ctx); m.ok {
+			s.Stats.Coalesced.Add(1)
+		}
+	}
+}
+
+// fetchCells reads and decodes the cells of keys, stores them in L1 and
+// L0, and sets the result of each one's flight in fs.
+func (s *Store) fetchCells(client rueidis.Client, lost bool, keys []string, fs []*flight) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	results := s.readCells(ctx, client, keys, lost)
 	cancel()
 	for _, r := range results {
 		if err := r.Error(); err != nil {
-			return coupon.Stale, err
+			return err
 		}
 	}
-	st := coupon.Hit
 	t := s.now()
 	for i, r := range results {
 		fields, err := r.AsStrMap()
 		if err != nil {
-			return coupon.Stale, err
+			return err
 		}
 		coupons := make([]coupon.Coupon, 0, len(fields))
 		for id, raw := range fields {
@@ -148,17 +220,15 @@ func (s *Store) fetchCells(client rueidis.Client, e0 uint64, hashes []byte, prec
 			coupons = append(coupons, c)
 		}
 		ix := coupon.NewIndex(coupons)
-		h := header{epoch: e0, gen: gens[i], fetched: s.readAt(t, r), found: true}
+		f := fs[i]
+		h := header{epoch: f.snap.epoch, gen: f.snap.gen, fetched: s.readAt(t, r), found: true}
 		h.expires = s.degradedExpiry(s.expiry(t, r), h.fetched, lost)
 		l1Key := keys[i][len(s.o.KeyPrefix)+1:] // "cell:{hash}"
 		_ = s.l1.Set(l1Key, appendValue(make([]byte, 0, headerLen+ix.Bytes()), h, ix.AppendBinary(nil)))
 		s.l0.put(l1Key, l0Entry{h: h, ix: ix})
-		v.VisitCell(ix)
-		if s.countFill(r) == coupon.Miss {
-			st = coupon.Miss
-		}
+		f.h, f.ix, f.st, f.err = h, ix, s.countFill(r), nil
 	}
-	return st, nil
+	return nil
 }
 
 // readCells reads cells through rueidis's cache, or, while the stream is

@@ -109,6 +109,8 @@ type Store struct {
 	keyBufs       sync.Pool // of *keyBuf
 	cellScratches sync.Pool // of *cellScratch
 
+	flights flightMap // misses being read (flight.go)
+
 	Stats Stats
 }
 
@@ -119,6 +121,9 @@ type Stats struct {
 	BadCoupons                                         atomic.Uint64
 	// SPEC §11: stream losses seen by the probe; verified hits.
 	StreamLosses, VerifyMatch, VerifyMismatch, VerifyDropped atomic.Uint64
+	// Coalesced counts coupons and cells a request took from another
+	// request's Redis read of the same key (flight.go).
+	Coalesced atomic.Uint64
 }
 
 var _ coupon.Store = (*Store)(nil)
@@ -460,6 +465,7 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 		}
 		return found(l), coupon.Hit, nil
 	}
+	since := s.flights.seq.Load() // before the snapshot: see flight.go
 	// The epoch before the client: topology.go swaps in the opposite order.
 	e0 := s.epoch.Load()
 	cp := s.client.Load()
@@ -469,9 +475,15 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	client := *cp
 	g0 := s.stripeOf(key).Load()
 	redisKey := s.o.KeyPrefix + ":" + string(key)
+	l1Key := redisKey[len(s.o.KeyPrefix)+1:]
+	lost := s.lost.Load() // after e0: see streamState
+	f, lead := s.flights.join(l1Key, flightSnap{epoch: e0, gen: g0, lost: lost}, s.flightSince(since, lost))
+	if !lead {
+		return s.joinedCoupon(f, l, now)
+	}
+	defer s.flights.finish(l1Key, f)
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	var res rueidis.RedisResult
-	lost := s.lost.Load() // after e0: see streamState
 	if lost {
 		// rueidis's cache missed the same pushes: read Redis itself.
 		res = client.Do(ctx, client.B().Get().Key(redisKey).Build())
@@ -482,17 +494,32 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 	raw, err := res.AsBytes()
 	notFound := rueidis.IsRedisNil(err)
 	if err != nil && !notFound {
+		f.err = err
 		s.fail(err)
 		return s.staleCoupon(l, now)
 	}
 	st := s.countFill(res)
 	h := header{epoch: e0, gen: g0, fetched: s.readAt(now, res), found: !notFound}
 	h.expires = s.degradedExpiry(s.expiry(now, res), h.fetched, lost)
-	_ = s.l1.Set(redisKey[len(s.o.KeyPrefix)+1:], appendValue(make([]byte, 0, headerLen+len(raw)), h, raw))
+	_ = s.l1.Set(l1Key, appendValue(make([]byte, 0, headerLen+len(raw)), h, raw))
 	if notFound {
-		return nil, st, nil
+		raw = nil
 	}
+	f.h, f.raw, f.st, f.err = h, raw, st, nil
 	return raw, st, nil
+}
+
+// joinedCoupon answers from the read of another request that missed the
+// same coupon (flight.go), or as if its own read had failed.
+func (s *Store) joinedCoupon(f *flight, l lookup, now time.Time) ([]byte, coupon.Status, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
+	ok := f.wait(ctx)
+	cancel()
+	if !ok {
+		return s.staleCoupon(l, now)
+	}
+	s.Stats.Coalesced.Add(1)
+	return f.raw, f.st, nil
 }
 
 func found(l lookup) []byte {
