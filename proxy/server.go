@@ -253,6 +253,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Handover is Shutdown for a binary upgrade (SIGUSR2): the new process
+// takes every new connection, so the tunnels still open here are left to
+// end by themselves until ctx ends, as nginx's old workers keep their
+// WebSocket connections; those still open then are closed.
+func (s *Server) Handover(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	s.tunnels.waitEmpty(ctx)
+	s.tunnels.closeAll()
+	for _, up := range s.state.Load().upstreams {
+		up.close()
+	}
+	return err
+}
+
 // Handler is the request handler, for serving on a listener of one's own.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 

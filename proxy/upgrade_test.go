@@ -884,3 +884,39 @@ func TestUpgradeOutlivesServerTimeouts(t *testing.T) {
 	time.Sleep(4 * short) // quiet past every server timeout (the point of the test, not synchronisation)
 	wc.echo(t, websocket.MessageBinary, bytes.Repeat([]byte{7}, 1<<20))
 }
+
+// After a binary upgrade the old process lets its tunnels run until they
+// end (or the drain's deadline), while a SIGTERM closes them at once.
+func TestHandoverLetsTunnelsFinish(t *testing.T) {
+	u := startWSUpstream(t)
+	addr, s := wsProxy(t, u.addr, nil)
+	wc, _ := dialWS(t, addr, "/chat")
+	wc.echo(t, websocket.MessageText, []byte("before"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Handover(ctx) }()
+	// The tunnel keeps carrying messages while the old process drains.
+	for i := 0; i < 5; i++ {
+		wc.echo(t, websocket.MessageText, []byte(fmt.Sprint("during ", i)))
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Handover returned (%v) while a tunnel was open", err)
+	default:
+	}
+	wc.c.Close(websocket.StatusNormalClosure, "done")
+	select {
+	case <-done:
+	case <-time.After(8 * time.Second):
+		t.Fatal("Handover did not return after the last tunnel ended")
+	}
+	if el := time.Since(start); el > 8*time.Second {
+		t.Fatalf("Handover took %v: it waited for its deadline, not for the tunnel", el)
+	}
+	if n := tunnelsOpen(s); n != 0 {
+		t.Fatalf("%d tunnels open after Handover", n)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -95,6 +96,21 @@ func (ts *tunnelSet) closeAll() {
 		t.shut("closed by shutdown")
 	}
 	ts.wg.Wait()
+}
+
+// waitEmpty returns once no tunnel is open or ctx ends. It polls: tunnels
+// may still be added meanwhile (connections in flight can upgrade until
+// they are drained), which a WaitGroup's Wait must not race with.
+func (ts *tunnelSet) waitEmpty(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for ts.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (ts *tunnelSet) status() TunnelStatus {

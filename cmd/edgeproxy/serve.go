@@ -279,7 +279,11 @@ func (a *app) shutdown(adm *admin.Server, why string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
 	defer cancel()
 	code := 0
-	if err := a.proxy.Shutdown(ctx); err != nil {
+	drain := a.proxy.Shutdown
+	if why == "binary upgrade" {
+		drain = a.proxy.Handover // the new process serves; tunnels here may finish
+	}
+	if err := drain(ctx); err != nil {
 		a.log.Warn("requests still running at the shutdown timeout were cut", zap.Error(err))
 	}
 	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), time.Second)
