@@ -257,8 +257,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // takes every new connection, so the tunnels still open here are left to
 // end by themselves until ctx ends, as nginx's old workers keep their
 // WebSocket connections; those still open then are closed.
-func (s *Server) Handover(ctx context.Context) error {
+// drained, when set, is told how many tunnels are open once the requests
+// in flight are done.
+func (s *Server) Handover(ctx context.Context, drained func(tunnels int64)) error {
 	err := s.srv.ShutdownWithContext(ctx)
+	if drained != nil {
+		drained(s.tunnels.open.Load())
+	}
 	s.tunnels.waitEmpty(ctx)
 	s.tunnels.closeAll()
 	for _, up := range s.state.Load().upstreams {

@@ -897,7 +897,7 @@ func TestHandoverLetsTunnelsFinish(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- s.Handover(ctx) }()
+	go func() { done <- s.Handover(ctx, nil) }()
 	// The tunnel keeps carrying messages while the old process drains.
 	for i := 0; i < 5; i++ {
 		wc.echo(t, websocket.MessageText, []byte(fmt.Sprint("during ", i)))

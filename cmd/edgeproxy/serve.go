@@ -281,7 +281,12 @@ func (a *app) shutdown(adm *admin.Server, why string) int {
 	code := 0
 	drain := a.proxy.Shutdown
 	if why == "binary upgrade" {
-		drain = a.proxy.Handover // the new process serves; tunnels here may finish
+		// The new process serves; tunnels here may finish.
+		drain = func(ctx context.Context) error {
+			return a.proxy.Handover(ctx, func(tunnels int64) {
+				a.log.Info("requests drained; open tunnels may finish", zap.Int64("tunnels", tunnels))
+			})
+		}
 	}
 	if err := drain(ctx); err != nil {
 		a.log.Warn("requests still running at the shutdown timeout were cut", zap.Error(err))

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"golang.org/x/sys/unix"
 
 	"github.com/edgeproxy/edgeproxy/internal/redistest"
@@ -326,6 +327,10 @@ func TestBinaryUpgrade(t *testing.T) {
 
 	r := redistest.Start(t)
 	up := upstream(t, func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/ws" {
+			wsEchoHandler(w, req, "echo:")
+			return
+		}
 		if req.URL.Path != "/slow" {
 			io.WriteString(w, "a")
 			return
@@ -455,11 +460,55 @@ func TestBinaryUpgrade(t *testing.T) {
 		at = next
 	}
 
-	// 1. A working binary, with a long response in flight on the old one.
+	// 1. A working binary, with a long response and a WebSocket tunnel in
+	// flight on the old one. The tunnel still carries messages after the
+	// new process has taken over, until its client closes it.
 	long := longResponse(t, base+"/slow")
+	ws := wsDial(t, strings.TrimPrefix(base, "http://"), "/ws")
+	if got, err := wsRoundTrip(t, ws, "before"); err != nil || got != "echo:before" {
+		t.Fatalf("tunnel before the upgrade: %q %v", got, err)
+	}
+	tunnel, longDone := make(chan string, 1), make(chan string, 1)
+	go func() {
+		deadline := time.Now().Add(15 * time.Second)
+		for { // until the PID file names the new process
+			b, _ := os.ReadFile(pidFile)
+			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n > 0 && n != pid {
+				break
+			}
+			if time.Now().After(deadline) {
+				longDone <- <-long
+				tunnel <- "the new process never took over"
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Past the old process's last request in flight, where a SIGTERM
+		// drain would have closed the tunnel.
+		longDone <- <-long
+		for !strings.Contains(fam.log(), "requests drained; open tunnels may finish") {
+			if time.Now().After(deadline) {
+				tunnel <- "the old process never finished draining its requests"
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for i := 0; i < 3; i++ {
+			msg := fmt.Sprint("after ", i)
+			if got, err := wsRoundTrip(t, ws, msg); err != nil || got != "echo:"+msg {
+				tunnel <- fmt.Sprintf("tunnel after the hand-over: %q %v", got, err)
+				return
+			}
+		}
+		ws.Close(websocket.StatusNormalClosure, "done")
+		tunnel <- "ok"
+	}()
 	upgradeOK("upgrade 1")
-	if got, want := <-long, fmt.Sprintf("200 %d chunks <nil>", slowChunks); got != want {
+	if got, want := <-longDone, fmt.Sprintf("200 %d chunks <nil>", slowChunks); got != want {
 		t.Errorf("long response of the old process: %s, want %s", got, want)
+	}
+	if got := <-tunnel; got != "ok" {
+		t.Errorf("WebSocket tunnel of the old process: %s", got)
 	}
 
 	// 2. The new process's config check fails.

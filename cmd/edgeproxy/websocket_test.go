@@ -20,22 +20,26 @@ import (
 // prefix + the message.
 func wsEcho(t *testing.T, prefix string) string {
 	t.Helper()
-	return upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
+	return upstream(t, func(w http.ResponseWriter, r *http.Request) { wsEchoHandler(w, r, prefix) })
+}
+
+// wsEchoHandler accepts a WebSocket and answers each message with prefix
+// + the message.
+func wsEchoHandler(w http.ResponseWriter, r *http.Request, prefix string) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, msg, err := c.Read(context.Background())
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			if err := c.Write(context.Background(), typ, append([]byte(prefix), msg...)); err != nil {
-				return
-			}
+		if err := c.Write(context.Background(), typ, append([]byte(prefix), msg...)); err != nil {
+			return
 		}
-	})
+	}
 }
 
 func wsConfig(up, accessLog string) string {
