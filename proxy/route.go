@@ -17,13 +17,12 @@ type route struct {
 	kind        matchKind
 	re          *regexp.Regexp // path_regex
 	regexStops  bool
-	captures    bool        // rewrite or a variable reads $1…$9
+	captures    bool        // the regex has groups: $1…$9 are kept when it matches
 	conds       *matchConds // nil: no match conditions
 	internal    bool
 	rewrite     *vars.Template
 	stripPrefix bool
-	upstream    *upstream // the forwarding target's group, nil otherwise
-	timeout     int64     // nanoseconds; 0 = upstream's response timeout
+	timeout     int64 // nanoseconds; 0 = upstream's response timeout
 	metrics     routeMetrics
 
 	requestSteps  []requestStep
@@ -46,7 +45,8 @@ type route struct {
 }
 
 // compileRoute builds a route's pipeline from its options, in the one
-// order every route follows.
+// order every route follows: what it matches, its request steps, its
+// target, its response steps.
 func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	r := &route{name: ro.Name, prefix: []byte(ro.PathPrefix), stripPrefix: ro.StripPrefix,
 		timeout: int64(ro.Timeout), streamRequest: ro.StreamRequestBody, websocket: ro.WebSocket,
@@ -55,30 +55,44 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	if r.name == "" {
 		r.name = routeLabel(ro)
 	}
-	if err := r.compileMatching(ro); err != nil {
-		return nil, err
-	}
 	switch {
 	case ro.MaxBodyBytes == Unlimited:
 		r.maxBodyBytes = Unlimited
 	case ro.MaxBodyBytes > 0:
 		r.maxBodyBytes = ro.MaxBodyBytes
 	}
+	if err := r.compileMatching(ro); err != nil {
+		return nil, err
+	}
+	if err := s.compileRequestSteps(r, ro, st); err != nil {
+		return nil, err
+	}
+	if err := s.compileTarget(r, ro, st); err != nil {
+		return nil, err
+	}
+	if err := r.compileResponseSteps(ro, st); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
 
+// compileRequestSteps: access → basic auth → auth_request → rate_limit →
+// methods, each only when set.
+func (s *Server) compileRequestSteps(r *route, ro RouteOptions, st *state) error {
 	if len(ro.Access) > 0 {
 		r.requestSteps = append(r.requestSteps, &accessStep{rules: ro.Access})
 	}
 	if ro.BasicAuthFile != "" {
 		step, err := newBasicAuthStep(ro.BasicAuthFile, ro.Realm)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.requestSteps = append(r.requestSteps, step)
 	}
 	if ro.AuthRequest != nil {
 		step, err := s.newAuthRequestStep(r.name, *ro.AuthRequest, st)
 		if err != nil {
-			return nil, fmt.Errorf("auth_request: %w", err)
+			return fmt.Errorf("auth_request: %w", err)
 		}
 		r.auth = step
 		r.requestSteps = append(r.requestSteps, step)
@@ -86,7 +100,7 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	if ro.RateLimit != nil {
 		step, err := s.newRateLimitStep(r.name, *ro.RateLimit, st)
 		if err != nil {
-			return nil, fmt.Errorf("rate_limit: %w", err)
+			return fmt.Errorf("rate_limit: %w", err)
 		}
 		r.rateLimit = step
 		r.requestSteps = append(r.requestSteps, step)
@@ -94,43 +108,44 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	if len(ro.Methods) > 0 {
 		r.requestSteps = append(r.requestSteps, newMethodsStep(ro.Methods))
 	}
+	return nil
+}
 
+// compileTarget sets what answers: a handler of the route's own, files, a
+// fixed answer, or an upstream (behind the response cache when enabled),
+// with the request header edits forwarding applies.
+func (s *Server) compileTarget(r *route, ro RouteOptions, st *state) error {
 	var err error
 	if r.requestEdit, err = compileHeaderOps(ro.RequestHeaders); err != nil {
-		return nil, fmt.Errorf("request_headers: %w", err)
+		return fmt.Errorf("request_headers: %w", err)
 	}
 	switch {
 	case ro.Handler != nil:
 		r.target = handlerTarget{h: ro.Handler}
 	case ro.Root != "":
-		f, err := newFileTarget(s, ro)
-		if err != nil {
-			return nil, err
-		}
-		r.target = f
+		r.target, err = newFileTarget(s, ro)
 	case ro.Return != 0:
-		a, err := compileAnswer(ro)
-		if err != nil {
-			return nil, err
-		}
-		r.target = a
+		r.target, err = compileAnswer(ro)
 	default:
 		up, ok := st.upstreams[ro.Upstream]
 		if !ok {
-			return nil, fmt.Errorf("unknown upstream %q", ro.Upstream)
+			return fmt.Errorf("unknown upstream %q", ro.Upstream)
 		}
-		r.upstream = up
 		r.target = upstreamTarget{s: s, up: up}
 		if ro.Cache.Enabled {
-			if r.cache, err = s.newCacheTarget(ro.Cache, st, up, r.target, r.name); err != nil {
-				return nil, err
+			if r.cache, err = s.newCacheTarget(ro.Cache, st, up, r.target, r.name); err == nil {
+				r.target = r.cache
 			}
-			r.target = r.cache
 		}
 	}
+	return err
+}
 
+// compileResponseSteps: error pages → response headers → compression.
+func (r *route) compileResponseSteps(ro RouteOptions, st *state) error {
+	var err error
 	if r.errorPages, err = loadErrorPages(ro.ErrorPages, ro.InterceptErrors); err != nil {
-		return nil, err
+		return err
 	}
 	if r.errorPages != nil {
 		r.responseSteps = append(r.responseSteps, r.errorPages)
@@ -138,9 +153,9 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	if !ro.ResponseHeaders.empty() {
 		edit, err := compileHeaderOps(HeaderOps{Set: ro.ResponseHeaders.Set, Add: ro.ResponseHeaders.Add})
 		if err != nil {
-			return nil, fmt.Errorf("response_headers: %w", err)
+			return fmt.Errorf("response_headers: %w", err)
 		}
-		if edit == nil {
+		if edit == nil { // only removals
 			edit = &headerEdit{}
 		}
 		step := &responseHeadersStep{edit: edit, always: ro.ResponseHeadersAlways}
@@ -152,8 +167,7 @@ func (s *Server) compileRoute(ro RouteOptions, st *state) (*route, error) {
 	if ro.Compress && st.compress != nil {
 		r.responseSteps = append(r.responseSteps, st.compress)
 	}
-
-	return r, nil
+	return nil
 }
 
 // compileMatching sets what the route matches: its path, regex, match
