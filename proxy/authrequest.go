@@ -189,7 +189,7 @@ func (a *authRequestStep) ask(ctx *fasthttp.RequestCtx, ex *exchange) *authVerdi
 	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	if err := srv.do(out, resp, now, now.Add(a.timeout), 0); err != nil {
+	if err := srv.do(out, resp, now.Add(a.timeout), 0); err != nil {
 		ex.cause = "auth_request: " + err.Error()
 		return &authVerdict{status: fasthttp.StatusInternalServerError}
 	}

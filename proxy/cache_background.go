@@ -51,7 +51,7 @@ func (t *cacheTarget) revalidateDetached(out *fasthttp.Request, hostPerAttempt b
 	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	if err := srv.do(out, resp, now, now.Add(timeout), 0); err != nil {
+	if err := srv.do(out, resp, now.Add(timeout), 0); err != nil {
 		return
 	}
 	done := t.s.now()

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap"
 )
 
 var (
@@ -138,52 +137,33 @@ func (s *Server) attachRequestBody(out *fasthttp.Request, ctx *fasthttp.RequestC
 // roundTrip sends out to the servers of up, one attempt after another by
 // the retry rules, and relays the first response.
 func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, ex *exchange, out *fasthttp.Request, up *upstream, hostPerAttempt, replayable bool) {
-	timeout := up.opts.ResponseTimeout
-	if ex.rt != nil && ex.rt.timeout > 0 {
-		timeout = time.Duration(ex.rt.timeout)
-	}
 	idempotent := isIdempotent(ctx.Request.Header.Method())
-	set := up.set.Load()
-	key := up.keyOf(ex)
-	var tried uint64
+	at := s.attempts(ex, up)
 	status := fasthttp.StatusBadGateway
-	for attempt := 0; attempt <= up.opts.Retries; attempt++ {
+	for {
 		now := s.now()
-		i := up.pick(set, now, tried, key)
-		if i < 0 {
-			if attempt == 0 {
-				ex.cause = "no available server in upstream " + up.name
-			}
+		srv := at.next(now)
+		if srv == nil {
 			break
 		}
-		tried |= 1 << uint(i%64)
-		srv := set.servers[i]
 		if hostPerAttempt {
 			out.Header.SetBytesKV(ex.hostField, bytesOf(srv.hostHeader))
 		}
-
 		resp := fasthttp.AcquireResponse()
 		resp.Header.SetNoDefaultContentType(true)
-		err := srv.do(out, resp, now, now.Add(timeout), attempt)
+		err := srv.do(out, resp, now.Add(at.timeout), at.retry())
 		done := s.now()
-		ex.upstreamAddr = srv.addr
-		ex.upstreamDuration = done.Sub(now)
+		at.answered(srv, now, done)
 		if err == nil {
 			s.relay(ctx, ex, resp)
 			return
 		}
 		fasthttp.ReleaseResponse(resp)
-
 		if ex.reqBody.err != nil {
 			err = ex.reqBody.err
 		}
-		f := classify(err)
+		f := at.failed(srv, done, err)
 		status = f.status
-		ex.cause = err.Error()
-		if f.health && srv.fail(done, up.opts.MaxFails, up.opts.FailTimeout) {
-			s.log.Warn("upstream server taken out by passive health check",
-				zap.String("upstream", up.name), zap.String("server", srv.addr), zap.Error(err))
-		}
 		if f.final || (f.sent && !(idempotent && replayable)) || (!replayable && ex.reqBody.n > 0) {
 			break
 		}

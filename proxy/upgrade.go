@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap"
 )
 
 // WebSocket and other upgrades (SPEC §8): the request goes upstream over a
@@ -95,32 +94,20 @@ func (s *Server) upgrade(ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) {
 	}
 	out.Header.AddBytesKV(hConnection, tokenUpgrade)
 
-	timeout := up.opts.ResponseTimeout
-	if ex.rt != nil && ex.rt.timeout > 0 {
-		timeout = time.Duration(ex.rt.timeout)
-	}
-	set := up.set.Load()
-	key := up.keyOf(ex)
-	var tried uint64
+	at := s.attempts(ex, up)
 	status := fasthttp.StatusBadGateway
-	for attempt := 0; attempt <= up.opts.Retries; attempt++ {
+	for {
 		now := s.now()
-		i := up.pick(set, now, tried, key)
-		if i < 0 {
-			if attempt == 0 {
-				ex.cause = "no available server in upstream " + up.name
-			}
+		srv := at.next(now)
+		if srv == nil {
 			break
 		}
-		tried |= 1 << uint(i%64)
-		srv := set.servers[i]
 		if hostPerAttempt {
 			out.Header.SetBytesKV(ex.hostField, bytesOf(srv.hostHeader))
 		}
-		conn, br, resp, err := handshake(srv, &out.Header, now.Add(timeout), attempt)
+		conn, br, resp, err := handshake(srv, &out.Header, now.Add(at.timeout), at.retry())
 		done := s.now()
-		ex.upstreamAddr = srv.addr
-		ex.upstreamDuration = done.Sub(now)
+		at.answered(srv, now, done)
 		if err == nil {
 			if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 				reserved = false // the tunnel holds the slot now
@@ -134,13 +121,8 @@ func (s *Server) upgrade(ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) {
 			s.relay(ctx, ex, relayed)
 			return
 		}
-		f := classify(err)
+		f := at.failed(srv, done, err)
 		status = f.status
-		ex.cause = err.Error()
-		if f.health && srv.fail(done, up.opts.MaxFails, up.opts.FailTimeout) {
-			s.log.Warn("upstream server taken out by passive health check",
-				zap.String("upstream", up.name), zap.String("server", srv.addr), zap.Error(err))
-		}
 		if f.final {
 			break
 		}
@@ -151,11 +133,7 @@ func (s *Server) upgrade(ctx *fasthttp.RequestCtx, ex *exchange, up *upstream) {
 // handshake sends the request head to srv on a new connection and reads
 // the response head; the body, if any, is left to stream from br.
 func handshake(srv *server, head *fasthttp.RequestHeader, deadline time.Time, attempt int) (net.Conn, *bufio.Reader, *fasthttp.Response, error) {
-	srv.requests.Add(1)
-	srv.metrics.attempts.Inc()
-	if attempt > 0 {
-		srv.metrics.retries.Inc()
-	}
+	srv.count(attempt)
 	srv.inflight.Add(1)
 	defer srv.inflight.Add(-1)
 

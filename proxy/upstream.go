@@ -415,13 +415,9 @@ func isIdempotent(method []byte) bool {
 }
 
 // do sends one attempt to this server, counting it.
-func (s *server) do(out *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time, attempt int) error {
-	s.requests.Add(1)
-	s.metrics.attempts.Inc()
-	if attempt > 0 {
-		s.metrics.retries.Inc()
-	}
-	if s.inflight.Add(1) > int64(s.maxConns) {
+func (s *server) do(out *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, attempt int) error {
+	s.count(attempt)
+	if s.inflight.Add(1) > s.maxConns {
 		s.metrics.poolWaits.Inc()
 	}
 	err := s.hc.DoDeadline(out, resp, deadline)
