@@ -31,7 +31,7 @@ type family struct {
 	mu    sync.Mutex
 	text  strings.Builder
 	lines []map[string]any
-	more  chan struct{} // signalled on each new line
+	more  chan struct{} // closed (and replaced) on each new line: wakes every waiter
 	eof   chan struct{} // every process holding the pipe has exited
 }
 
@@ -46,7 +46,7 @@ func newFamily(t *testing.T, cmd *exec.Cmd) *family {
 		t.Fatal(err)
 	}
 	w.Close()
-	f := &family{t: t, more: make(chan struct{}, 1), eof: make(chan struct{})}
+	f := &family{t: t, more: make(chan struct{}), eof: make(chan struct{})}
 	go func() {
 		defer close(f.eof)
 		sc := bufio.NewScanner(r)
@@ -58,11 +58,9 @@ func newFamily(t *testing.T, cmd *exec.Cmd) *family {
 			if m != nil {
 				f.lines = append(f.lines, m)
 			}
+			close(f.more)
+			f.more = make(chan struct{})
 			f.mu.Unlock()
-			select {
-			case f.more <- struct{}{}:
-			default:
-			}
 		}
 	}()
 	return f
@@ -78,6 +76,15 @@ func (f *family) log() string {
 // written by pid (0: any process) and the index after it.
 func (f *family) wait(from int, msg string, pid int, d time.Duration) (map[string]any, int) {
 	f.t.Helper()
+	m, next, err := f.await(from, msg, pid, d)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m, next
+}
+
+// await is wait for any goroutine: it reports instead of failing the test.
+func (f *family) await(from int, msg string, pid int, d time.Duration) (map[string]any, int, error) {
 	timeout := time.After(d)
 	for {
 		f.mu.Lock()
@@ -85,17 +92,18 @@ func (f *family) wait(from int, msg string, pid int, d time.Duration) (map[strin
 			m := f.lines[i]
 			if m["msg"] == msg && (pid == 0 || logPID(m) == pid) {
 				f.mu.Unlock()
-				return m, i + 1
+				return m, i + 1, nil
 			}
 		}
 		from = len(f.lines)
+		more := f.more
 		f.mu.Unlock()
 		select {
-		case <-f.more:
+		case <-more:
 		case <-f.eof:
-			f.t.Fatalf("all processes exited waiting for %q of pid %d:\n%s", msg, pid, f.log())
+			return nil, from, fmt.Errorf("all processes exited waiting for %q of pid %d:\n%s", msg, pid, f.log())
 		case <-timeout:
-			f.t.Fatalf("no %q from pid %d within %v:\n%s", msg, pid, d, f.log())
+			return nil, from, fmt.Errorf("no %q from pid %d within %v:\n%s", msg, pid, d, f.log())
 		}
 	}
 }
@@ -470,28 +478,13 @@ func TestBinaryUpgrade(t *testing.T) {
 	}
 	tunnel, longDone := make(chan string, 1), make(chan string, 1)
 	go func() {
-		deadline := time.Now().Add(15 * time.Second)
-		for { // until the PID file names the new process
-			b, _ := os.ReadFile(pidFile)
-			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n > 0 && n != pid {
-				break
-			}
-			if time.Now().After(deadline) {
-				longDone <- <-long
-				tunnel <- "the new process never took over"
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		// Past the old process's last request in flight, where a SIGTERM
-		// drain would have closed the tunnel.
+		// The old process has handed over and its last request in flight
+		// is done: where a SIGTERM drain would close the tunnel.
+		_, _, err := fam.await(at, "requests drained; open tunnels may finish", pid, 20*time.Second)
 		longDone <- <-long
-		for !strings.Contains(fam.log(), "requests drained; open tunnels may finish") {
-			if time.Now().After(deadline) {
-				tunnel <- "the old process never finished draining its requests"
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err != nil {
+			tunnel <- err.Error()
+			return
 		}
 		for i := 0; i < 3; i++ {
 			msg := fmt.Sprint("after ", i)
