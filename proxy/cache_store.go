@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -277,10 +278,11 @@ type flights struct {
 }
 
 type flight struct {
-	fs   *flights
-	key  string
-	done chan struct{}
-	once sync.Once
+	fs      *flights
+	key     string
+	done    chan struct{}
+	once    sync.Once
+	waiters atomic.Int32 // requests that joined it instead of fetching
 }
 
 func (fs *flights) init() { fs.m = map[string]*flight{} }
@@ -289,6 +291,7 @@ func (fs *flights) join(key []byte) (*flight, bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fl, ok := fs.m[string(key)]; ok {
+		fl.waiters.Add(1)
 		return fl, false
 	}
 	fl := &flight{fs: fs, key: string(key), done: make(chan struct{})}

@@ -380,10 +380,18 @@ func TestCacheLockOneUpstreamRequest(t *testing.T) {
 			results <- b
 		}()
 	}
-	for e.up.hits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // let the others queue behind the lock
+	// Every other request has joined the first one's fetch.
+	misses := &e.srv.state.Load().named["c"].cache.misses
+	waitFor(t, func() bool {
+		misses.mu.Lock()
+		defer misses.mu.Unlock()
+		for _, fl := range misses.m { // the one flight: the first request's
+			if fl.waiters.Load() == 19 {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second)
 	close(release)
 	wg.Wait()
 	close(results)
