@@ -13,14 +13,15 @@ import (
 	"time"
 )
 
-// Area is a centre the sample data set (cmd/gencoupons) clusters around.
+// Area is a centre the sample data set (cmd/gencoupons) and the dense one
+// cluster around.
 type Area struct {
 	Name     string
 	Lat, Lon float64
 }
 
-// Areas are cmd/gencoupons' areas, copied: the dense set and the query
-// points gather where the sample does.
+// Areas are where coupons gather, in the sample (cmd/gencoupons), the
+// dense set and the query points alike.
 var Areas = []Area{
 	{"Marunouchi", 35.6812, 139.7671}, {"Shinjuku", 35.6909, 139.7003}, {"Shibuya", 35.6580, 139.7016},
 	{"Ikebukuro", 35.7295, 139.7109}, {"Ueno", 35.7138, 139.7773}, {"Ginza", 35.6717, 139.7650},
@@ -37,12 +38,14 @@ const (
 // areas' overlap, a 2 km search at a Points point sees about 1,000.
 const DensePerArea = 860
 
+// Categories and Merchants name the coupons of both data sets.
 var (
-	categories = []string{"ramen", "sushi", "cafe", "izakaya", "bakery", "convenience", "drugstore", "bookstore", "karaoke", "fitness"}
-	merchants  = []string{"Ichiban", "Sakura", "Fuji", "Midori", "Hoshi", "Kaze", "Tsuki", "Yama", "Umi", "Hana"}
+	Categories = []string{"ramen", "sushi", "cafe", "izakaya", "bakery", "convenience", "drugstore", "bookstore", "karaoke", "fitness"}
+	Merchants  = []string{"Ichiban", "Sakura", "Fuji", "Midori", "Hoshi", "Kaze", "Tsuki", "Yama", "Umi", "Hana"}
 )
 
-type sampleCoupon struct {
+// Coupon is the shape of a generated coupon: the fields a news app shows.
+type Coupon struct {
 	ID         string  `json:"id"`
 	Lat        float64 `json:"lat"`
 	Lon        float64 `json:"lon"`
@@ -72,15 +75,15 @@ func Dense() [][]byte {
 		a := Areas[i%len(Areas)]
 		// Dense near each station, thinning out over about 3 km.
 		lat, lon := offset(a.Lat, a.Lon, math.Abs(rng.NormFloat64())*1200, rng.Float64()*2*math.Pi)
-		cat := categories[rng.Intn(len(categories))]
-		m := merchants[rng.Intn(len(merchants))] + " " + cat
+		cat := Categories[rng.Intn(len(Categories))]
+		m := Merchants[rng.Intn(len(Merchants))] + " " + cat
 		from := start.AddDate(0, 0, rng.Intn(300))
 		until := from.AddDate(5, 0, 0)
 		if i%50 == 0 {
 			until = from.AddDate(0, 0, 7) // a few have expired
 		}
 		discount := 5 + rng.Intn(10)*5
-		b, _ := json.Marshal(sampleCoupon{
+		b, _ := json.Marshal(Coupon{
 			ID:         fmt.Sprintf("dns-%06d", i),
 			Lat:        math.Round(lat*1e6) / 1e6,
 			Lon:        math.Round(lon*1e6) / 1e6,
