@@ -57,17 +57,7 @@ func TestRouteKeysAreValidated(t *testing.T) {
 			[]string{"f.toml:7:1: routes.proxy_pass: unknown key"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("f.toml", []byte(tc.toml))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error text lacks %q:\n%s", w, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseErrors(t, tc.toml, tc.want) })
 	}
 }
 
@@ -111,5 +101,20 @@ body = "ok\n"
 	}
 	if h := cfg.Routes[1]; h.Return != 200 || h.ContentType != "text/plain; charset=utf-8" || !h.Compress {
 		t.Errorf("second route defaults: %+v", h)
+	}
+}
+
+// wantParseErrors checks that text is refused with every one of want in
+// the error text.
+func wantParseErrors(t *testing.T, text string, want []string) {
+	t.Helper()
+	_, err := Parse("f.toml", []byte(text))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error text lacks %q:\n%s", w, err)
+		}
 	}
 }
