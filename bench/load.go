@@ -105,11 +105,21 @@ func idleChild(args []string) {
 	}
 }
 
+const ipBindAddressNoPort = 24 // linux/in.h; not in package syscall
+
 // openIdle opens connection i and completes one request on it.
 func openIdle(addr string, i int) (net.Conn, error) {
 	// 20,000 connections from each source address: one address has about
 	// 28,000 ephemeral ports towards one server address.
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i/20000))}}
+	// IP_BIND_ADDRESS_NO_PORT: the port is picked at connect, for this
+	// server address only, so the TIME_WAIT sockets an earlier run left
+	// towards other ports do not make the bind fail.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i/20000))},
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1) })
+			return err
+		}}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
