@@ -17,18 +17,35 @@ type lazyListener struct {
 	// guard: request heads are checked here (plain HTTP); under TLS the
 	// bytes here are cipher text and guardedListener checks above TLS.
 	guard bool
+	// table counts connections for max_conns and parks idle plain ones
+	// (park.go); nil: neither.
+	table *connTable
 }
 
 func (l *lazyListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		cc := &clientConn{Conn: c, sock: socketIO(c), slack: l.slack, table: l.table}
+		cc.raw, _ = cc.sock.(*rawSocket)
+		if l.guard {
+			cc.guard = newHeadGuard()
+		}
+		if l.table == nil {
+			return cc, nil
+		}
+		// Under TLS the socket's bytes are records the TLS layer may have
+		// read ahead: only plain connections park.
+		if cc.raw != nil && l.guard && l.table.poll != nil {
+			cc.parkable = true
+			cc.park.phase.Store(phaseWaiting) // for its first request
+		}
+		if l.table.admit(cc) {
+			return cc, nil
+		}
 	}
-	cc := &clientConn{Conn: c, sock: socketIO(c), slack: l.slack}
-	if l.guard {
-		cc.guard = newHeadGuard()
-	}
-	return cc, nil
 }
 
 // clientConn is read, written and given deadlines by one goroutine at a
@@ -41,6 +58,11 @@ type clientConn struct {
 	readWant, writeWant   time.Time
 	readArmed, writeArmed lazyDeadline
 	guard                 headGuard // see headguard.go; zero: off
+
+	table    *connTable
+	raw      *rawSocket // sock, when it is a TCP socket
+	parkable bool
+	park     parkState
 }
 
 func (c *clientConn) SetDeadline(t time.Time) error {
@@ -64,14 +86,37 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if err := c.guard.failure(); err != nil {
 		return 0, err
 	}
+	if c.parkable && c.park.phase.Load() == phaseWaiting && c.table.crowded() {
+		// Many connections are open: an idle one parks as soon as its
+		// next request is not there yet, rather than after a sweep.
+		c.raw.noWait = true
+		n, err := c.raw.Read(p)
+		c.raw.noWait = false
+		if err != errWouldBlock {
+			return c.guard.check(p, n, err)
+		}
+		if c.leaveToPark() {
+			return 0, io.EOF
+		}
+	}
 	if d, ok := c.readArmed.update(c.readWant, c.slack); ok {
 		if err := c.Conn.SetReadDeadline(d); err != nil {
 			return 0, err
 		}
+		// The deadline just armed may have replaced the sweeper's waking
+		// one (park.go).
+		if c.parkable && c.park.phase.Load() == phaseKicked && c.leaveToPark() {
+			return 0, io.EOF
+		}
 	}
 	n, err := c.sock.Read(p)
+	if c.parkable && n == 0 && c.waitEnded(n, err) {
+		return 0, io.EOF // fasthttp lets the connection go; Close parks it
+	}
 	return c.guard.check(p, n, err)
 }
+
+func (c *clientConn) Close() error { return c.closeOrPark() }
 
 func (c *clientConn) Write(p []byte) (int, error) {
 	c.guard.wrote()

@@ -136,6 +136,9 @@ var (
 		"max_conns_per_server.", []string{"upstream", "server"}, nil)
 	descUpgraded = prometheus.NewDesc("edgeproxy_upgraded_connections",
 		"Open tunnels (WebSocket and other upgrades).", nil, nil)
+	descClientConns = prometheus.NewDesc("edgeproxy_client_connections",
+		"Open client connections, by state: served (a request in progress or just waited for) and parked (idle, waiting in the poll set without a goroutine).",
+		[]string{"state"}, nil)
 	descUpgradedBytes = prometheus.NewDesc("edgeproxy_upgraded_bytes_total",
 		"Bytes carried by tunnels, by direction (to_upstream, to_client).", []string{"direction"}, nil)
 )
@@ -147,9 +150,13 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descMaxConns
 	ch <- descUpgraded
 	ch <- descUpgradedBytes
+	ch <- descClientConns
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	open, parked := c.s.conns.open.Load(), c.s.conns.nParked.Load()
+	ch <- prometheus.MustNewConstMetric(descClientConns, prometheus.GaugeValue, float64(open-parked), "served")
+	ch <- prometheus.MustNewConstMetric(descClientConns, prometheus.GaugeValue, float64(parked), "parked")
 	ts := c.s.tunnels.status()
 	ch <- prometheus.MustNewConstMetric(descUpgraded, prometheus.GaugeValue, float64(ts.Open))
 	ch <- prometheus.MustNewConstMetric(descUpgradedBytes, prometheus.CounterValue, float64(ts.BytesToUpstream), "to_upstream")

@@ -20,6 +20,11 @@ type Options struct {
 	MaxHeaderBytes  int           // fixed
 	MaxConns        int           // fixed
 	ShutdownTimeout time.Duration
+	// ParkIdleAfter is how often idle client connections are swept: one
+	// waiting for its next request over two sweeps leaves its goroutine
+	// and buffers for the parked set (park.go). Fixed; 0 is
+	// DefaultParkIdleAfter, negative never parks.
+	ParkIdleAfter time.Duration
 
 	MaxBodyBytes    int64
 	BufferBodyBytes int64
@@ -52,6 +57,11 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultParkIdleAfter: a connection idle for one to two seconds parks.
+// Shorter would move connections of clients that pause between requests
+// in and out for nothing; nginx's keepalive_timeout is 75 s.
+const DefaultParkIdleAfter = time.Second
 
 // UpstreamOptions configure one upstream group.
 type UpstreamOptions struct {

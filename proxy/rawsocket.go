@@ -34,7 +34,12 @@ type rawSocket struct {
 	rn, wn          int
 	rerr, werr      syscall.Errno
 	readFn, writeFn func(fd uintptr) bool // bound once: no allocation per call
+	// noWait makes Read answer errWouldBlock instead of waiting for bytes.
+	noWait bool
 }
+
+// errWouldBlock: a read with noWait found no bytes.
+var errWouldBlock = errors.New("no bytes yet")
 
 // socketIO is where a connection wrapper reads and writes c's bytes: a
 // rawSocket for a TCP connection, c itself otherwise.
@@ -70,6 +75,8 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 	switch {
 	case err != nil:
 		return 0, renameOp(err, "read")
+	case s.rerr == syscall.EAGAIN:
+		return 0, errWouldBlock
 	case s.rerr != 0:
 		return 0, s.opError("read", s.rerr)
 	case s.rn == 0:
@@ -88,6 +95,10 @@ func (s *rawSocket) readOnce(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if s.noWait {
+				s.rerr = e
+				return true
+			}
 			return false
 		default:
 			s.rerr = e

@@ -37,7 +37,8 @@ type Server struct {
 
 	noRoute routeMetrics // requests that matched no route or did not parse
 
-	tunnels tunnelSet // upgraded connections (upgrade_tunnel.go)
+	tunnels tunnelSet  // upgraded connections (upgrade_tunnel.go)
+	conns   *connTable // client connections (park.go)
 
 	// limiters are the live state's rate limiters by route and options,
 	// kept across reloads; written by build (under reloadMu or in New).
@@ -110,6 +111,14 @@ func New(o Options) (*Server, error) {
 		ReduceMemoryUsage:             true,
 		LazyRequestTime:               true, // ctx.Time() is never read: one clock read less per request
 		Logger:                        zapPrintf{o.Logger},
+	}
+	every := o.ParkIdleAfter
+	if every == 0 {
+		every = DefaultParkIdleAfter
+	}
+	s.conns = newConnTable(o.MaxConns, max(every, 0), s.srv.ServeConn, o.Logger)
+	if s.conns.poll != nil {
+		s.srv.ConnState = connStateHook
 	}
 	return s, nil
 }
@@ -228,7 +237,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	for _, up := range s.state.Load().upstreams {
 		up.startHealthChecks()
 	}
-	pl := &lazyListener{Listener: ln, slack: deadlineSlack(s.fixed.ReadTimeout, s.fixed.WriteTimeout, s.fixed.IdleTimeout)}
+	pl := &lazyListener{Listener: ln, slack: deadlineSlack(s.fixed.ReadTimeout, s.fixed.WriteTimeout, s.fixed.IdleTimeout), table: s.conns}
+	s.conns.start()
 	if s.fixed.TLSCertFile != "" {
 		// TLS here rather than by ServeTLS, so that request heads are
 		// guarded in plain text (headguard.go).
@@ -245,7 +255,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // closes idle connections and open tunnels, then closes the upstream pools.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.conns.stop()
 	err := s.srv.ShutdownWithContext(ctx)
+	s.conns.waitResumed(ctx)
 	s.tunnels.closeAll()
 	for _, up := range s.state.Load().upstreams {
 		up.close()
@@ -260,7 +272,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // drained, when set, is told how many tunnels are open once the requests
 // in flight are done.
 func (s *Server) Handover(ctx context.Context, drained func(tunnels int64)) error {
+	s.conns.stop()
 	err := s.srv.ShutdownWithContext(ctx)
+	s.conns.waitResumed(ctx)
 	if drained != nil {
 		drained(s.tunnels.open.Load())
 	}
@@ -380,6 +394,21 @@ func (s *Server) appendRequestID(dst []byte) []byte {
 		dst = append(dst, digits[(n>>uint(shift))&0xf])
 	}
 	return dst
+}
+
+// connStateHook tells a plain client connection when fasthttp waits for
+// its next request and when that request begins (park.go).
+func connStateHook(c net.Conn, st fasthttp.ConnState) {
+	cc, ok := c.(*clientConn)
+	if !ok || !cc.parkable {
+		return
+	}
+	switch st {
+	case fasthttp.StateIdle:
+		cc.waiting()
+	case fasthttp.StateActive:
+		cc.activated()
+	}
 }
 
 // zapPrintf adapts zap to fasthttp's Logger.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -163,6 +164,9 @@ func (t *tunnel) run(ctx *fasthttp.RequestCtx, c net.Conn) {
 	if !t.claimed.CompareAndSwap(false, true) {
 		return // shut before it started
 	}
+	if cc := clientConnOf(c); cc != nil {
+		cc.upgraded() // a tunnel is not counted towards max_conns
+	}
 	t.mu.Lock()
 	t.client = rawConn(c) // c itself goes back to fasthttp's pool after run
 	closed := t.closed
@@ -290,6 +294,25 @@ func rawConn(c net.Conn) net.Conn {
 		return u.UnsafeConn()
 	}
 	return c
+}
+
+// clientConnOf finds the client connection under c's wrappers (fasthttp's
+// hijack, TLS), or nil.
+func clientConnOf(c net.Conn) *clientConn {
+	for {
+		switch v := c.(type) {
+		case *clientConn:
+			return v
+		case interface{ UnsafeConn() net.Conn }:
+			c = v.UnsafeConn()
+		case *guardedTLSConn:
+			c = v.Conn.NetConn()
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 // closeWrite half-closes c (TCP FIN, or TLS close_notify), so the peer
