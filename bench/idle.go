@@ -15,6 +15,7 @@ type idleResult struct {
 	system        string
 	lever         string // what was changed from the configuration, "" none
 	conns         int
+	parked        int   // edgeproxy's parked connections when read
 	before, after int64 // KiB
 	// For edgeproxy, the Go runtime's view of the growth, KiB: goroutine
 	// stacks, heap in use, and heap pages held but not in use.
@@ -64,8 +65,6 @@ func (r *runner) idleCases() []idleCase {
 			idleCase{system: "edgeproxy", conns: n, forceGC: true},
 			idleCase{system: "nginx", conns: n})
 	}
-	n := r.s.idleCounts()[0]
-	cs = append(cs, idleCase{system: "edgeproxy", lever: "max_header_bytes 4 KiB", conns: n, serverExtra: "max_header_bytes = \"4KiB\"\n"})
 	return cs
 }
 
@@ -125,8 +124,15 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 		lg.Process.Kill()
 		return nil, fmt.Errorf("%d idle connections to %s: %q", c.conns, sys.name, buf[:n])
 	}
-	time.Sleep(500 * time.Millisecond)
-	res := []idleResult{{system: sys.name, lever: c.lever, conns: c.conns, before: before, after: rssKiB(pid, "VmRSS")}}
+	parked := 0
+	if goBefore != nil {
+		// Idle connections leave their goroutines for the parked set
+		// within two sweeps (at once with more than a thousand open).
+		parked = waitParked(r.edgeAdmin, c.conns, 15*time.Second)
+	} else {
+		time.Sleep(500 * time.Millisecond)
+	}
+	res := []idleResult{{system: sys.name, lever: c.lever, conns: c.conns, parked: parked, before: before, after: rssKiB(pid, "VmRSS")}}
 	if goBefore != nil {
 		res[0] = res[0].withGoMemory(goBefore, goMemory(r.edgeAdmin))
 		if r.s.profile != "" {
@@ -143,16 +149,17 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 		}
 	}
 	if c.forceGC {
-		// Two collections shrink each idle goroutine's stack twice (a stack
-		// using under a quarter is halved); the runtime returns the freed
-		// pages to the kernel in the background, within about a second.
+		// Two collections free what the connections' goroutines and
+		// buffers held before they parked (sync.Pool keeps its contents
+		// for one collection more); the runtime returns the freed pages to
+		// the kernel in the background, over some seconds.
 		for range 2 {
 			if _, err := httpGet("http://" + r.edgeAdmin + "/debug/pprof/heap?gc=1"); err != nil {
 				return nil, err
 			}
 		}
-		time.Sleep(1500 * time.Millisecond)
-		x := idleResult{system: sys.name, lever: "after 2 forced GCs", conns: c.conns, before: before, after: rssKiB(pid, "VmRSS")}
+		after := settledRSS(pid, 45*time.Second)
+		x := idleResult{system: sys.name, lever: "after 2 forced GCs, settled", conns: c.conns, before: before, after: after}
 		res = append(res, x.withGoMemory(goBefore, goMemory(r.edgeAdmin)))
 	}
 	for _, x := range res {
@@ -164,6 +171,49 @@ func (r *runner) idleOnce(sys system, c idleCase) ([]idleResult, error) {
 			x.conns, x.system, lever, x.before, x.after, x.perConn(), x.per(x.stacks), x.per(x.heap), x.per(x.heapIdle))
 	}
 	return res, nil
+}
+
+// waitParked waits until want connections are parked (or d passes) and
+// returns how many are.
+func waitParked(admin string, want int, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		n := parkedConns(admin)
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func parkedConns(admin string) int {
+	b, err := httpGet("http://" + admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, `edgeproxy_client_connections{state="parked"} `); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int(f)
+		}
+	}
+	return 0
+}
+
+// settledRSS reads pid's RSS once it stops falling: no drop of more than
+// 1% over three seconds, or d passed.
+func settledRSS(pid int, d time.Duration) int64 {
+	deadline := time.Now().Add(d)
+	last := rssKiB(pid, "VmRSS")
+	for time.Now().Before(deadline) {
+		time.Sleep(3 * time.Second)
+		now := rssKiB(pid, "VmRSS")
+		if now > last-last/100 {
+			return now
+		}
+		last = now
+	}
+	return last
 }
 
 // raiseFileLimit lifts this process's open-file limit (and so its

@@ -69,7 +69,7 @@ func main() {
 	flag.IntVar(&s.rounds, "rounds", 5, "rounds of every scenario")
 	flag.DurationVar(&s.duration, "duration", 6*time.Second, "measured time of each run")
 	flag.IntVar(&s.conns, "conns", 64, "client connections")
-	flag.StringVar(&s.idle, "idle", "10000,50000", "idle keep-alive connection counts for the memory test, comma-separated")
+	flag.StringVar(&s.idle, "idle", "10000,19000,50000", "idle keep-alive connection counts for the memory test, comma-separated")
 	flag.StringVar(&s.out, "out", "docs/benchmarks.md", "where to write the results")
 	flag.StringVar(&s.profile, "profile", "", "write a CPU profile of each edgeproxy run into this `folder` (from the admin port)")
 	flag.StringVar(&s.only, "only", "", `run only what a part of this comma-separated list names: scenarios ("pass 128", "nearby mixed"), "constant rate", "idle connections"`)

@@ -120,11 +120,14 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 	}
 
 	if len(idle) > 0 {
-		b.WriteString("\n## Idle keep-alive connections\n\nEach connection made one request and stays open; RSS is read before and after (VmRSS of the process and its children). For edgeproxy, the Go runtime's own gauges split the growth per connection: goroutine stacks, heap in use, and heap pages the runtime holds free but has not returned.\n\n| system | lever | connections | RSS before KiB | RSS after KiB | KiB per connection | Go stacks | Go heap | Go heap idle |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("\n## Idle keep-alive connections\n\nEach connection made one request and stays open; RSS is read before and after (VmRSS of the process and its children). edgeproxy is read once its idle connections are parked (no goroutine, no buffers: `edgeproxy_client_connections{state=\"parked\"}`, README \"Idle connections\"), and again once two forced garbage collections have freed what the connections held while they were served and RSS has stopped falling. The Go runtime's own gauges split the growth per connection: goroutine stacks, heap in use, and heap pages the runtime holds free but has not returned.\n\n| system | lever | connections | RSS before KiB | RSS after KiB | KiB per connection | Go stacks | Go heap | Go heap idle |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range idle {
 			lever := x.lever
 			if lever == "" {
 				lever = "as configured"
+			}
+			if x.parked > 0 {
+				lever += fmt.Sprintf(", %d parked", x.parked)
 			}
 			gostack, goheap, goidle := "—", "—", "—"
 			if x.system == "edgeproxy" {
