@@ -51,6 +51,8 @@ func (s settings) idleCounts() []int {
 	return out
 }
 
+const defaultOut = "docs/benchmarks.md"
+
 func main() {
 	if len(os.Args) > 2 && os.Args[1] == "-serve" {
 		serveChild(os.Args[2:])
@@ -70,9 +72,9 @@ func main() {
 	flag.DurationVar(&s.duration, "duration", 6*time.Second, "measured time of each run")
 	flag.IntVar(&s.conns, "conns", 64, "client connections")
 	flag.StringVar(&s.idle, "idle", "10000,19000,50000", "idle keep-alive connection counts for the memory test, comma-separated")
-	flag.StringVar(&s.out, "out", "docs/benchmarks.md", "where to write the results")
+	flag.StringVar(&s.out, "out", defaultOut, "where to write the results (with -only, only when given)")
 	flag.StringVar(&s.profile, "profile", "", "write a CPU profile of each edgeproxy run into this `folder` (from the admin port)")
-	flag.StringVar(&s.only, "only", "", `run only what a part of this comma-separated list names: scenarios ("pass 128", "nearby mixed"), "constant rate", "idle connections"`)
+	flag.StringVar(&s.only, "only", "", `run only what a part of this comma-separated list names: scenarios ("pass 128", "nearby mixed"), "constant rate", "idle connections", "system calls"`)
 	flag.BoolVar(&s.write, "write", false, "with -only: write the report, the charts and the README summary all the same")
 	flag.Float64Var(&s.rate, "rate", 0, "constant rate in req/s (default: half of nginx's pass 128 B maximum)")
 	flag.IntVar(&s.cores, "cores", 1, "cores of the system under test: GOMAXPROCS for edgeproxy and the bare server, workers for nginx")

@@ -137,6 +137,8 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 		}
 	}
 
+	b.WriteString(syscallTable(r.syscallCounts))
+
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "\n*%s.*\n", n)
 	}

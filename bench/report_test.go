@@ -112,3 +112,29 @@ func TestCPUSets(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePerfStat: perf stat's CSV lines become counts per request,
+// grouped as the report's columns; lines perf could not count are skipped.
+func TestParsePerfStat(t *testing.T) {
+	out := `500000,,raw_syscalls:sys_enter,5000000000,100.00,,
+12000,,context-switches,5000000000,100.00,,
+100000,,syscalls:sys_enter_read,5000000000,100.00,,
+50000,,syscalls:sys_enter_recvfrom,5000000000,100.00,,
+100000,,syscalls:sys_enter_write,5000000000,100.00,,
+150000,,syscalls:sys_enter_epoll_pwait,5000000000,100.00,,
+<not counted>,,syscalls:sys_enter_epoll_ctl,0,100.00,,
+20000,,syscalls:sys_enter_futex,5000000000,100.00,,
+`
+	x := parsePerfStat(out, 100000)
+	want := syscallResult{requests: 100000, all: 5, reads: 1.5, writes: 1, waits: 1.5, futex: 0.2, switches: 0.12}
+	if x != want {
+		t.Fatalf("got %+v\nwant %+v", x, want)
+	}
+	if o := x.other(); o < 0.799 || o > 0.801 {
+		t.Errorf("other = %v, want 0.8", o)
+	}
+	x.scenario, x.system = "pass 128 B", "edgeproxy"
+	if tab := syscallTable([]syscallResult{x}); !strings.Contains(tab, "| pass 128 B | edgeproxy | 5.00 | 1.50 | 1.00 | 1.50 | 0.00 | 0.20 | 0.80 | 0.12 |") {
+		t.Errorf("table:\n%s", tab)
+	}
+}

@@ -143,9 +143,19 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 			return err
 		}
 	}
+	if r.syscallCounts, err = r.syscalls(systems); err != nil {
+		return err
+	}
 	if r.s.only != "" && !r.s.write {
-		fmt.Println(r.report(scenarios, rate, idle))
-		return nil
+		report := r.report(scenarios, rate, idle)
+		fmt.Println(report)
+		if r.s.out == defaultOut {
+			return nil
+		}
+		// A part written to a file of its own (-out), never over the
+		// full report, the charts or the README's summary.
+		r.logf("wrote %s", r.s.out)
+		return os.WriteFile(r.s.out, []byte(report), 0o644)
 	}
 	out := r.s.out
 	if !filepath.IsAbs(out) {

@@ -58,10 +58,11 @@ type runner struct {
 
 	results []result
 
-	contentionStart string   // contention() when the run began
-	edgeServerExtra string   // TOML lines added to edgeproxy's [server] (the idle levers)
-	charts          []string // the SVG files written
-	notes           []string // what could not be measured here, and why
+	contentionStart string          // contention() when the run began
+	edgeServerExtra string          // TOML lines added to edgeproxy's [server] (the idle levers)
+	charts          []string        // the SVG files written
+	notes           []string        // what could not be measured here, and why
+	syscallCounts   []syscallResult // perf stat per request (syscalls.go)
 }
 
 type result struct {
@@ -73,6 +74,7 @@ type result struct {
 	p50, p99         time.Duration
 	rssMiB           float64
 	errors           int
+	requests         float64 // completed in the run
 }
 
 func newRunner(s settings) *runner {
@@ -326,6 +328,7 @@ func (r *runner) wrk(pid int, url, script string, conns int, d time.Duration) (r
 			res.errors += k
 		}
 	}
+	res.requests = n
 	if n > 0 {
 		res.cpuUs = float64(after-before) / clockTicksPerSecond * 1e6 / n
 	}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// syscallResult is what perf stat counted in one system's process (and
+// its children: nginx's worker) while wrk saturated it, per request.
+type syscallResult struct {
+	scenario, system string
+	requests         float64
+	all, reads       float64 // every system call; read, readv, recvfrom, recvmsg
+	writes, waits    float64 // write, writev, sendto, sendmsg, sendfile; epoll_wait, epoll_pwait
+	ctl, futex       float64 // epoll_ctl; futex, nanosleep (the runtime's thread wake-ups)
+	switches         float64 // context switches
+}
+
+func (x syscallResult) other() float64 {
+	return x.all - x.reads - x.writes - x.waits - x.ctl - x.futex
+}
+
+var syscallGroups = map[string]func(*syscallResult) *float64{
+	"read": readsOf, "readv": readsOf, "recvfrom": readsOf, "recvmsg": readsOf,
+	"write": writesOf, "writev": writesOf, "sendto": writesOf, "sendmsg": writesOf, "sendfile64": writesOf,
+	"epoll_wait": func(x *syscallResult) *float64 { return &x.waits }, "epoll_pwait": func(x *syscallResult) *float64 { return &x.waits },
+	"epoll_ctl": func(x *syscallResult) *float64 { return &x.ctl },
+	"futex":     func(x *syscallResult) *float64 { return &x.futex }, "nanosleep": func(x *syscallResult) *float64 { return &x.futex },
+}
+
+func readsOf(x *syscallResult) *float64  { return &x.reads }
+func writesOf(x *syscallResult) *float64 { return &x.writes }
+
+// syscallScenarios are counted for edgeproxy and nginx, the pass-through
+// pair whose CPU per request the performance targets compare.
+var syscallScenarios = []string{"pass 128 B", "pass 4 KiB"}
+
+// syscalls counts system calls per request at saturation with perf stat,
+// one run each; counts, unlike times, do not drift with the host's load.
+func (r *runner) syscalls(systems map[string]system) ([]syscallResult, error) {
+	if !r.selected("system calls") {
+		return nil, nil
+	}
+	if _, err := exec.LookPath("perf"); err != nil {
+		r.notes = append(r.notes, "system calls per request not counted: perf is not installed (Debian: linux-perf)")
+		return nil, nil
+	}
+	if out, err := exec.Command("perf", "stat", "-e", "raw_syscalls:sys_enter", "true").CombinedOutput(); err != nil {
+		r.notes = append(r.notes, "system calls per request not counted: perf stat cannot read the raw_syscalls tracepoint here: "+firstLine(out))
+		return nil, nil
+	}
+	var out []syscallResult
+	for _, name := range syscallScenarios {
+		for _, sysName := range []string{"edgeproxy", "nginx"} {
+			x, err := r.syscallsOnce(systems[sysName], name)
+			if err != nil {
+				return nil, fmt.Errorf("syscalls %s / %s: %w", name, sysName, err)
+			}
+			r.logf("syscalls %-12s %-10s per request: %.2f (reads %.2f, writes %.2f, epoll waits %.2f, epoll_ctl %.2f, futex+nanosleep %.2f), %.2f context switches",
+				name, sysName, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches)
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+func (r *runner) syscallsOnce(sys system, scenario string) (syscallResult, error) {
+	cmd, addr, err := sys.start("")
+	if err != nil {
+		return syscallResult{}, err
+	}
+	defer r.stop(cmd)
+	pid := cmd.Process.Pid
+	url := "http://" + addr + sys.paths[scenario]
+	if _, err := r.wrk(pid, url, "", r.s.conns, r.s.warmup); err != nil {
+		return syscallResult{}, err
+	}
+	events := []string{"raw_syscalls:sys_enter", "context-switches"}
+	for name := range syscallGroups {
+		events = append(events, "syscalls:sys_enter_"+name)
+	}
+	pids := []string{strconv.Itoa(pid)}
+	for _, c := range children(pid) {
+		pids = append(pids, strconv.Itoa(c))
+	}
+	perf := exec.Command("perf", "stat", "-x", ",", "-e", strings.Join(events, ","), "-p", strings.Join(pids, ","))
+	var perfOut bytes.Buffer
+	perf.Stderr = &perfOut
+	if err := perf.Start(); err != nil {
+		return syscallResult{}, err
+	}
+	time.Sleep(200 * time.Millisecond) // perf attaches before the load starts
+	res, err := r.wrk(pid, url, "", r.s.conns, r.s.duration)
+	perf.Process.Signal(syscall.SIGINT)
+	perf.Wait()
+	if err != nil {
+		return syscallResult{}, err
+	}
+	if res.requests == 0 {
+		return syscallResult{}, fmt.Errorf("no requests")
+	}
+	x := parsePerfStat(perfOut.String(), res.requests)
+	x.scenario, x.system = scenario, sys.name
+	if x.all == 0 {
+		return x, fmt.Errorf("perf stat counted nothing:\n%s", perfOut.String())
+	}
+	return x, nil
+}
+
+// parsePerfStat reads perf stat -x, output (value,unit,event,...) into
+// counts per request.
+func parsePerfStat(out string, requests float64) syscallResult {
+	x := syscallResult{requests: requests}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Split(l, ",")
+		if len(f) < 3 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue // "<not counted>", "<not supported>"
+		}
+		v /= requests
+		switch ev := f[2]; {
+		case ev == "raw_syscalls:sys_enter":
+			x.all = v
+		case ev == "context-switches":
+			x.switches = v
+		case strings.HasPrefix(ev, "syscalls:sys_enter_"):
+			if g := syscallGroups[strings.TrimPrefix(ev, "syscalls:sys_enter_")]; g != nil {
+				*g(&x) += v
+			}
+		}
+	}
+	return x
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// syscallTable is the report's section.
+func syscallTable(xs []syscallResult) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n## System calls per request\n\nCounted by `perf stat` (the `raw_syscalls` and `syscalls` tracepoints, and context switches) in the process and its children while wrk saturates it, divided by the requests wrk completed; one run each. Reads are read, readv, recvfrom and recvmsg; writes are write, writev, sendto, sendmsg and sendfile; futex and nanosleep are the Go runtime waking and parking its threads.\n\n| scenario | system | system calls | reads | writes | epoll waits | epoll_ctl | futex + nanosleep | other | context switches |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range xs {
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+			x.scenario, x.system, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.other(), x.switches)
+	}
+	return b.String()
+}
