@@ -91,7 +91,7 @@ type connTable struct {
 	stopped bool
 	open    atomic.Int64
 	nParked atomic.Int64
-	poll    *pollSet // nil: parking is off (or not supported here)
+	poll    *pollSet // nil: parking is off (or not supported here); set by start
 
 	work      chan *clientConn // resumed connections for idle workers
 	resumed   sync.WaitGroup   // ServeConn calls of resumed connections
@@ -100,17 +100,8 @@ type connTable struct {
 }
 
 func newConnTable(max int, every time.Duration, serve func(net.Conn) error, log *zap.Logger) *connTable {
-	t := &connTable{max: max, every: every, atOnceAbove: parkAtOnceAbove, serve: serve, log: log,
+	return &connTable{max: max, every: every, atOnceAbove: parkAtOnceAbove, serve: serve, log: log,
 		conns: map[*clientConn]struct{}{}, parked: map[int]*clientConn{}, done: make(chan struct{}), work: make(chan *clientConn)}
-	if every > 0 {
-		p, err := newPollSet()
-		if err != nil {
-			log.Warn("idle connections are not parked", zap.Error(err))
-		} else {
-			t.poll = p
-		}
-	}
-	return t
 }
 
 // parkAtOnceAbove: up to this many connections, parking waits for a
@@ -120,14 +111,21 @@ const parkAtOnceAbove = 1000
 
 func (t *connTable) crowded() bool { return t.open.Load() > t.atOnceAbove }
 
-// start runs the sweeper and the poll loop, once.
+// start opens the poll set and runs the sweeper and the poll loop, once,
+// before the first connection is accepted.
 func (t *connTable) start() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.poll == nil || t.started || t.stopped {
+	if t.every <= 0 || t.started || t.stopped {
 		return
 	}
 	t.started = true
+	p, err := newPollSet()
+	if err != nil {
+		t.log.Warn("idle connections are not parked", zap.Error(err))
+		return
+	}
+	t.poll = p
 	t.loopsDone.Add(2)
 	go t.sweepLoop()
 	go t.pollLoop()

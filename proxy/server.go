@@ -117,7 +117,7 @@ func New(o Options) (*Server, error) {
 		every = DefaultParkIdleAfter
 	}
 	s.conns = newConnTable(o.MaxConns, max(every, 0), s.srv.ServeConn, o.Logger)
-	if s.conns.poll != nil {
+	if every > 0 {
 		s.srv.ConnState = connStateHook
 	}
 	return s, nil
