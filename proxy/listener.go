@@ -110,7 +110,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := c.sock.Read(p)
-	if c.parkable && n == 0 && c.waitEnded(n, err) {
+	if c.parkable && n == 0 && c.waitEnded(err) {
 		return 0, io.EOF // fasthttp lets the connection go; Close parks it
 	}
 	return c.guard.check(p, n, err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -65,10 +66,11 @@ type parkState struct {
 	// until is when a parked connection is closed: the read deadline
 	// fasthttp had set for the wait (idle or first-byte timeout).
 	until time.Time
-	fd    int
-	// inSet: the socket is in the poll set (it stays there, disarmed,
-	// while fasthttp serves it, and leaves it when closed).
+	// inSet: the socket, whose descriptor is fd, is in the poll set (it
+	// stays there, disarmed, while fasthttp serves it, and leaves it when
+	// closed).
 	inSet bool
+	fd    int
 }
 
 // connTable holds every client connection from accept to close: it
@@ -206,18 +208,21 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // park takes c from fasthttp into the poll set; called by c.Close.
 func (t *connTable) park(c *clientConn) {
-	fd, err := socketFD(c.Conn)
+	var err error
+	if !c.park.inSet {
+		// Read once: the descriptor stays the socket's until it closes.
+		err = c.raw.rc.Control(func(fd uintptr) { c.park.fd = int(fd) })
+	}
 	t.mu.Lock()
-	if err == nil && !t.stopped {
-		c.park.fd = fd
-		t.parked[fd] = c
-		err = t.poll.arm(fd, !c.park.inSet)
-		if err != nil {
-			delete(t.parked, fd)
-		}
-		c.park.inSet = true
-	} else if err == nil {
+	if err == nil && t.stopped {
 		err = errStopped
+	}
+	if err == nil {
+		t.parked[c.park.fd] = c
+		if err = t.poll.arm(c.park.fd, !c.park.inSet); err != nil {
+			delete(t.parked, c.park.fd)
+		}
+		c.park.inSet = err == nil
 	}
 	t.mu.Unlock()
 	if err != nil {
@@ -368,7 +373,7 @@ func (t *connTable) stop() {
 }
 
 // waitResumed waits for connections resumed before stop to be served.
-func (t *connTable) waitResumed(ctx interface{ Done() <-chan struct{} }) {
+func (t *connTable) waitResumed(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { t.resumed.Wait(); close(done) }()
 	select {
@@ -377,11 +382,11 @@ func (t *connTable) waitResumed(ctx interface{ Done() <-chan struct{} }) {
 	}
 }
 
-// waitEnded is the read's part when a wait ended without bytes: it
-// reports whether the read must answer io.EOF so that fasthttp lets the
-// connection go, which it must when the sweeper woke it.
-func (c *clientConn) waitEnded(n int, err error) bool {
-	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.park.phase.Load() == phaseKicked && c.leaveToPark()
+// waitEnded is the read's part when a wait ended without bytes, with
+// err: it reports whether the read must answer io.EOF so that fasthttp
+// lets the connection go, which it must when the sweeper woke it.
+func (c *clientConn) waitEnded(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) && c.park.phase.Load() == phaseKicked && c.leaveToPark()
 }
 
 // leaveToPark marks a waiting or woken connection for parking, and

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"os"
 	"syscall"
 	"time"
@@ -98,21 +97,3 @@ func (p *pollSet) collect(fd uintptr) bool {
 }
 
 func (p *pollSet) close() { p.file.Close() }
-
-// socketFD is the descriptor of a parked socket, which no goroutine uses
-// while it is parked.
-func socketFD(c net.Conn) (int, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0, errors.New("not a socket")
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return 0, err
-	}
-	return fd, nil
-}

@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"time"
 )
 
@@ -19,5 +18,3 @@ func newPollSet() (*pollSet, error) {
 func (*pollSet) arm(int, bool) error                          { return errors.ErrUnsupported }
 func (*pollSet) wait(r []int, _ time.Duration) ([]int, error) { return r, errors.ErrUnsupported }
 func (*pollSet) close()                                       {}
-
-func socketFD(net.Conn) (int, error) { return 0, errors.ErrUnsupported }

@@ -142,20 +142,8 @@ func TestParkedConnectionsCountTowardsMaxConns(t *testing.T) {
 // TestShutdownClosesParkedConnections: Shutdown closes parked connections
 // at once instead of waiting for their idle timeout.
 func TestShutdownClosesParkedConnections(t *testing.T) {
-	o := testOptions()
-	o.ParkIdleAfter = 20 * time.Millisecond
-	o.Routes = []RouteOptions{{PathPrefix: "/", Return: 200, Body: "ok"}}
-	s, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = s.Serve(ln) }()
-	k := dialKeepAlive(t, ln.Addr().String())
+	addr, s := parkingProxy(t, 20*time.Millisecond, nil)
+	k := dialKeepAlive(t, addr)
 	k.get(t, "/")
 	if !waitFor(t, func() bool { return parkedConns(s) == 1 }, 5*time.Second) {
 		t.Fatal("not parked")
@@ -166,7 +154,6 @@ func TestShutdownClosesParkedConnections(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	<-served
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("shutdown took %v", took)
 	}
