@@ -92,15 +92,35 @@ var headersRoute = RouteOptions{PathPrefix: "/", Upstream: "up",
 
 // routeHarness is handlerHarness for one route of the caller's.
 func routeHarness(t testing.TB, ro RouteOptions) (serve func(), stop func()) {
-	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	upSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("0123456789") }}
-	go upSrv.Serve(upLn)
-	o := testOptions()
-	o.Upstreams["up"] = testUpstreamOptions(upLn.Addr().String())
-	o.Routes = []RouteOptions{ro}
 	al, _ := NewAccessLog(AccessLogOptions{Path: "/dev/null", BufferSize: 256 << 10, FlushInterval: time.Second})
+	o := testOptions()
+	o.Routes = []RouteOptions{ro}
 	o.AccessLog = al
 	o.Metrics = NewMetrics(prometheus.NewRegistry())
+	drive, stopDirect := directHandler(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("0123456789") },
+		o, nil, "/news/item?id=1", "X-Forwarded-For", "10.0.0.1")
+	serve = func() {
+		if status, _ := drive(); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	return serve, func() { stopDirect(); al.Close() }
+}
+
+// directHandler drives the handler of a Server built from o, as the
+// server does, with one request for uri and the given header fields
+// (name, value, ...), against upstream "up": a fasthttp server on
+// loopback answering with upstream. serve returns the status and the
+// bytes of the body, read as the server would write them; inspect, when
+// set, sees each response first.
+func directHandler(t testing.TB, upstream fasthttp.RequestHandler, o Options, inspect func(*fasthttp.Response), uri string, fields ...string) (serve func() (status, bodyBytes int), stop func()) {
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upSrv := &fasthttp.Server{Handler: upstream}
+	go upSrv.Serve(upLn)
+	o.Upstreams["up"] = testUpstreamOptions(upLn.Addr().String())
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -108,22 +128,27 @@ func routeHarness(t testing.TB, ro RouteOptions) (serve func(), stop func()) {
 	var ctx fasthttp.RequestCtx
 	var req fasthttp.Request
 	req.Header.DisableNormalizing()
-	req.SetRequestURI("/news/item?id=1")
+	req.SetRequestURI(uri)
 	req.Header.SetHost("edge.test")
-	req.Header.Set("X-Forwarded-For", "10.0.0.1")
+	for i := 0; i+1 < len(fields); i += 2 {
+		req.Header.Set(fields[i], fields[i+1])
+	}
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
-	serve = func() {
+	serve = func() (int, int) {
 		s.handle(&ctx)
-		if ctx.Response.StatusCode() != 200 {
-			t.Fatalf("status %d", ctx.Response.StatusCode())
+		if inspect != nil {
+			inspect(&ctx.Response)
 		}
+		status, n := ctx.Response.StatusCode(), len(ctx.Response.Body())
 		// What the server does after the handler: write and close the body.
 		if ctx.Response.IsBodyStream() {
-			io.Copy(io.Discard, ctx.Response.BodyStream())
+			m, _ := io.Copy(io.Discard, ctx.Response.BodyStream())
+			n = int(m)
 		}
 		ctx.Response.Reset()
+		return status, n
 	}
-	return serve, func() { upSrv.Shutdown(); al.Close() }
+	return serve, func() { upSrv.Shutdown() }
 }
 
 // TestForwardingPathAllocations pins the allocations of the proxy's own

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"io"
-	"net"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,13 +12,6 @@ import (
 // cacheHarness drives the handler directly for one route, with a
 // response store and an upstream whose answers are fresh for an hour.
 func cacheHarness(t testing.TB, ro RouteOptions) (serve func() int, stop func()) {
-	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	upSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Cache-Control", "max-age=3600")
-		ctx.SetContentType("text/plain")
-		ctx.SetBodyString("0123456789")
-	}}
-	go upSrv.Serve(upLn)
 	st, err := respcache.New(respcache.Options{MaxBytes: 8 << 20, MaxEntryBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -28,29 +19,17 @@ func cacheHarness(t testing.TB, ro RouteOptions) (serve func() int, stop func())
 	o := testOptions()
 	o.ResponseCache = st
 	o.Metrics = NewMetrics(prometheus.NewRegistry())
-	o.Upstreams["up"] = testUpstreamOptions(upLn.Addr().String())
 	o.Routes = []RouteOptions{ro}
-	s, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ctx fasthttp.RequestCtx
-	var req fasthttp.Request
-	req.Header.DisableNormalizing()
-	req.SetRequestURI("/news/item?id=1")
-	req.Header.SetHost("edge.test")
-	req.Header.Set("Accept-Encoding", "gzip")
-	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
+	drive, stopDirect := directHandler(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "max-age=3600")
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString("0123456789")
+	}, o, nil, "/news/item?id=1", "Accept-Encoding", "gzip")
 	serve = func() int {
-		s.handle(&ctx)
-		status := ctx.Response.StatusCode()
-		if ctx.Response.IsBodyStream() {
-			io.Copy(io.Discard, ctx.Response.BodyStream())
-		}
-		ctx.Response.Reset()
+		status, _ := drive()
 		return status
 	}
-	return serve, func() { upSrv.Shutdown(); st.Close() }
+	return serve, func() { stopDirect(); st.Close() }
 }
 
 var (

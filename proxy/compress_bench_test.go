@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -15,18 +13,8 @@ import (
 // (streamed) or a fixed answer (in memory), with Accept-Encoding ae.
 func compressHarness(t testing.TB, path, ae string) (serve func() int, stop func()) {
 	body := jsonBody(4096)
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("application/json")
-		ctx.SetBody(body)
-	}}
-	go upSrv.Serve(upLn)
 	o := testOptions()
 	o.Compression = compressionOn()
-	o.Upstreams["up"] = testUpstreamOptions(upLn.Addr().String())
 	o.Routes = []RouteOptions{
 		{PathPrefix: "/", Upstream: "up", Compress: true},
 		{PathPrefix: "/fixed", Return: 200, Body: string(body), ContentType: "application/json", Compress: true},
@@ -34,37 +22,27 @@ func compressHarness(t testing.TB, path, ae string) (serve func() int, stop func
 	al, _ := NewAccessLog(AccessLogOptions{Path: "/dev/null", BufferSize: 256 << 10, FlushInterval: time.Second})
 	o.AccessLog = al
 	o.Metrics = NewMetrics(prometheus.NewRegistry())
-	s, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ctx fasthttp.RequestCtx
-	var req fasthttp.Request
-	req.Header.DisableNormalizing()
-	req.SetRequestURI(path)
-	req.Header.SetHost("edge.test")
+	var fields []string
 	if ae != "" {
-		req.Header.Set("Accept-Encoding", ae)
+		fields = []string{"Accept-Encoding", ae}
 	}
-	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
-	serve = func() int {
-		s.handle(&ctx)
-		if ctx.Response.StatusCode() != 200 {
-			t.Fatalf("status %d", ctx.Response.StatusCode())
-		}
-		// What the server does after the handler: write and close the body.
-		n := len(ctx.Response.Body())
-		if ctx.Response.IsBodyStream() {
-			m, _ := io.Copy(io.Discard, ctx.Response.BodyStream())
-			n = int(m)
-		}
-		if got := ctx.Response.Header.ContentEncoding(); string(got) != codingName(ae) {
+	checkCoding := func(r *fasthttp.Response) {
+		if got := r.Header.ContentEncoding(); string(got) != codingName(ae) {
 			t.Fatalf("Content-Encoding %q, want %q", got, codingName(ae))
 		}
-		ctx.Response.Reset()
+	}
+	drive, stopDirect := directHandler(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBody(body)
+	}, o, checkCoding, path, fields...)
+	serve = func() int {
+		status, n := drive()
+		if status != 200 {
+			t.Fatalf("status %d", status)
+		}
 		return n
 	}
-	return serve, func() { upSrv.Shutdown(); al.Close() }
+	return serve, func() { stopDirect(); al.Close() }
 }
 
 func codingName(ae string) string {
