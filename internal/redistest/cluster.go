@@ -114,21 +114,6 @@ func (n *Node) start() {
 	n.waitUp()
 }
 
-func (n *Node) waitUp() {
-	s := n.Server
-	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := s.Do("PING"); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not come up", s.Addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Restart starts a stopped node again, empty, with its old node id: it
 // rejoins the cluster (as a replica if its slots were taken over).
 func (n *Node) Restart() { n.start() }

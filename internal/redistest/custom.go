@@ -4,7 +4,6 @@ import (
 	"net"
 	"os/exec"
 	"testing"
-	"time"
 )
 
 // FreeAddr returns a loopback address whose port was free a moment ago.
@@ -31,16 +30,8 @@ func StartArgs(t testing.TB, addr string, args ...string) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := s.Do("PING"); err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server %v on %s did not come up", args, addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitUp()
+	return s
 }
 
 // BaseArgs are the arguments of every test server on addr: no

@@ -49,13 +49,20 @@ func (s *Server) Restart() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
+	s.waitUp()
+}
+
+// waitUp waits until the server answers PING, and fails the test when it
+// has not come up within 10 seconds.
+func (s *Server) waitUp() {
+	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := s.Do("PING"); err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not come up", s.Addr)
+			s.t.Fatalf("redis-server %v on %s did not come up", s.cmd.Args[1:], s.Addr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
