@@ -67,31 +67,40 @@ func offset(lat, lon, d, bearing float64) (float64, float64) {
 // Dense returns the dense data set as JSONL lines, shaped like the
 // sample's coupons (about 330 bytes each) with ids "dns-NNNNNN".
 func Dense() [][]byte {
-	rng := rand.New(rand.NewSource(20261202))
+	return Generate(20261202, DensePerArea*len(Areas), "dns-%06d")
+}
+
+// Generate returns n coupons around the areas in turn as JSON lines,
+// drawn from seed: dense near each station, thinning out over about
+// 3 km, valid for five years from a day of 2026 (every 50th for a week:
+// a few have expired). idFormat formats the coupon's number as its id,
+// which names its image too. The sample data set (cmd/gencoupons) and
+// Dense are two seeds of it.
+func Generate(seed int64, n int, idFormat string) [][]byte {
+	rng := rand.New(rand.NewSource(seed))
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("JST", 9*3600))
-	n := DensePerArea * len(Areas)
 	out := make([][]byte, 0, n)
 	for i := 0; i < n; i++ {
 		a := Areas[i%len(Areas)]
-		// Dense near each station, thinning out over about 3 km.
 		lat, lon := offset(a.Lat, a.Lon, math.Abs(rng.NormFloat64())*1200, rng.Float64()*2*math.Pi)
 		cat := Categories[rng.Intn(len(Categories))]
 		m := Merchants[rng.Intn(len(Merchants))] + " " + cat
 		from := start.AddDate(0, 0, rng.Intn(300))
 		until := from.AddDate(5, 0, 0)
 		if i%50 == 0 {
-			until = from.AddDate(0, 0, 7) // a few have expired
+			until = from.AddDate(0, 0, 7)
 		}
 		discount := 5 + rng.Intn(10)*5
+		id := fmt.Sprintf(idFormat, i)
 		b, _ := json.Marshal(Coupon{
-			ID:         fmt.Sprintf("dns-%06d", i),
+			ID:         id,
 			Lat:        math.Round(lat*1e6) / 1e6,
 			Lon:        math.Round(lon*1e6) / 1e6,
 			Title:      fmt.Sprintf("%d%% off at %s %s", discount, m, a.Name),
 			Merchant:   m,
 			Category:   cat,
 			Discount:   discount,
-			ImageURL:   fmt.Sprintf("https://img.example.com/coupons/dns-%06d.jpg", i),
+			ImageURL:   "https://img.example.com/coupons/" + id + ".jpg",
 			ValidFrom:  from.Format(time.RFC3339),
 			ValidUntil: until.Format(time.RFC3339),
 		})
