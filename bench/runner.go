@@ -388,20 +388,7 @@ func median(xs []float64) float64 {
 // and about the same bytes.
 func probeEncoding(ae string) func(url string) (string, error) {
 	return func(url string) (string, error) {
-		req, err := http.NewRequest("GET", url, nil)
-		if err != nil {
-			return "", err
-		}
-		if ae != "" {
-			req.Header.Set("Accept-Encoding", ae)
-		}
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
-		resp, err := c.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+		resp, b, err := probeGet(url, ae)
 		if err != nil {
 			return "", err
 		}
@@ -417,13 +404,7 @@ func probeEncoding(ae string) func(url string) (string, error) {
 // answers 200 with size bytes, so neither is measured serving an error.
 func probeFile(size int) func(url string) (string, error) {
 	return func(url string) (string, error) {
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
-		resp, err := c.Get(url)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+		resp, b, err := probeGet(url, "")
 		if err != nil {
 			return "", err
 		}
@@ -433,4 +414,24 @@ func probeFile(size int) func(url string) (string, error) {
 		return fmt.Sprintf("status %d, %d body bytes, Content-Type %q, ETag %q, Last-Modified %q",
 			resp.StatusCode, len(b), resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")), nil
 	}
+}
+
+// probeGet is one GET of url with Accept-Encoding ae ("" none) whose
+// body is read as sent, not decompressed.
+func probeGet(url, ae string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ae != "" {
+		req.Header.Set("Accept-Encoding", ae)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
 }
