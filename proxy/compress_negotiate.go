@@ -66,11 +66,7 @@ func (a *acceptEncoding) parse(v []byte) {
 	a.seen = true
 	for len(v) > 0 {
 		var elem []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			elem, v = v[:i], v[i+1:]
-		} else {
-			elem, v = v, nil
-		}
+		elem, v, _ = bytes.Cut(v, comma)
 		name, params, _ := bytes.Cut(elem, semicolon)
 		name = trimOWS(name)
 		if len(name) == 0 {
@@ -95,6 +91,7 @@ func (a *acceptEncoding) parse(v []byte) {
 
 var (
 	semicolon = []byte(";")
+	comma     = []byte(",")
 	xGzip     = []byte("x-gzip")
 )
 
@@ -110,11 +107,7 @@ func lowerQ(old, q int16) int16 {
 func qParams(params []byte) int16 {
 	for len(params) > 0 {
 		var p []byte
-		if i := bytes.IndexByte(params, ';'); i >= 0 {
-			p, params = params[:i], params[i+1:]
-		} else {
-			p, params = params, nil
-		}
+		p, params, _ = bytes.Cut(params, semicolon)
 		k, val, ok := bytes.Cut(p, equals)
 		k = trimOWS(k)
 		if len(k) != 1 || k[0]|0x20 != 'q' {
