@@ -327,11 +327,7 @@ func etagListMatches(list, etag []byte) bool {
 	etag = bytes.TrimPrefix(trimOWS(etag), weakPrefix)
 	for len(list) > 0 {
 		var e []byte
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			e, list = list[:i], list[i+1:]
-		} else {
-			e, list = list, nil
-		}
+		e, list, _ = bytes.Cut(list, comma)
 		e = trimOWS(e)
 		if len(e) == 1 && e[0] == '*' {
 			return true

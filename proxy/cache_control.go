@@ -28,11 +28,7 @@ func (c *cacheControl) reset() {
 func (c *cacheControl) parse(v []byte) {
 	for len(v) > 0 {
 		var e []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			e, v = v[:i], v[i+1:]
-		} else {
-			e, v = v, nil
-		}
+		e, v, _ = bytes.Cut(v, comma)
 		name, arg := trimOWS(e), []byte(nil)
 		if i := bytes.IndexByte(name, '='); i >= 0 {
 			name, arg = trimOWS(name[:i]), trimOWS(name[i+1:])

@@ -37,11 +37,7 @@ func appendVariantKey(dst, key, v []byte, h *fasthttp.RequestHeader) []byte {
 	names := v[9:]
 	for len(names) > 0 {
 		var name []byte
-		if i := bytes.IndexByte(names, '\n'); i >= 0 {
-			name, names = names[:i], names[i+1:]
-		} else {
-			name, names = names, nil
-		}
+		name, names, _ = bytes.Cut(names, lineFeed)
 		dst = append(dst, 0)
 		if eqFold(name, "accept-encoding") {
 			dst = appendAcceptedCodings(dst, h)

@@ -245,11 +245,7 @@ func markEncoded(h *fasthttp.ResponseHeader, cd coding, scratch []byte) []byte {
 func fieldHasToken(v, tok []byte) bool {
 	for len(v) > 0 {
 		var e []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			e, v = v[:i], v[i+1:]
-		} else {
-			e, v = v, nil
-		}
+		e, v, _ = bytes.Cut(v, comma)
 		if i := bytes.IndexByte(e, '='); i >= 0 {
 			e = e[:i]
 		}

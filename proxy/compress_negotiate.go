@@ -92,6 +92,7 @@ func (a *acceptEncoding) parse(v []byte) {
 var (
 	semicolon = []byte(";")
 	comma     = []byte(",")
+	lineFeed  = []byte("\n")
 	xGzip     = []byte("x-gzip")
 )
 

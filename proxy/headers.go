@@ -108,11 +108,7 @@ type headerField struct{ key, value []byte }
 func connectionTokens(dst [][]byte, value []byte) [][]byte {
 	for len(value) > 0 {
 		var tok []byte
-		if i := bytes.IndexByte(value, ','); i >= 0 {
-			tok, value = value[:i], value[i+1:]
-		} else {
-			tok, value = value, nil
-		}
+		tok, value, _ = bytes.Cut(value, comma)
 		tok = bytes.TrimSpace(tok)
 		if len(tok) > 0 {
 			dst = append(dst, tok)

@@ -55,11 +55,7 @@ func isUpgradeRequest(h *fasthttp.RequestHeader) bool {
 func hasToken(list, tok []byte) bool {
 	for len(list) > 0 {
 		var t []byte
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			t, list = list[:i], list[i+1:]
-		} else {
-			t, list = list, nil
-		}
+		t, list, _ = bytes.Cut(list, comma)
 		if bytes.EqualFold(bytes.TrimSpace(t), tok) {
 			return true
 		}
