@@ -96,6 +96,17 @@ type prefixNode struct {
 	routes   *candidates // routes whose prefix ends here; nil if none
 }
 
+// child is the child whose label starts with b, or nil: labels of
+// siblings never share a first byte.
+func (n *prefixNode) child(b byte) *prefixNode {
+	for _, c := range n.children {
+		if c.label[0] == b {
+			return c
+		}
+	}
+	return nil
+}
+
 func (n *prefixNode) insert(key []byte, r *route) {
 	for {
 		if len(key) == 0 {
@@ -105,13 +116,7 @@ func (n *prefixNode) insert(key []byte, r *route) {
 			n.routes.add(r)
 			return
 		}
-		var next *prefixNode
-		for _, c := range n.children {
-			if c.label[0] == key[0] {
-				next = c
-				break
-			}
-		}
+		next := n.child(key[0])
 		if next == nil {
 			leaf := &prefixNode{label: append([]byte(nil), key...)}
 			n.children = append(n.children, leaf)
@@ -157,13 +162,7 @@ func (n *prefixNode) longest(path, host []byte, ex *exchange) *route {
 		if len(path) == 0 {
 			break
 		}
-		var next *prefixNode
-		for _, c := range n.children {
-			if c.label[0] == path[0] {
-				next = c
-				break
-			}
-		}
+		next := n.child(path[0])
 		if next == nil || !bytes.HasPrefix(path, next.label) {
 			break
 		}
