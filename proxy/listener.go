@@ -89,9 +89,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if c.parkable && c.park.phase.Load() == phaseWaiting && c.table.crowded() {
 		// Many connections are open: an idle one parks as soon as its
 		// next request is not there yet, rather than after a sweep.
-		c.raw.noWait = true
-		n, err := c.raw.Read(p)
-		c.raw.noWait = false
+		n, err := c.raw.tryRead(p)
 		if err != errWouldBlock {
 			return c.guard.check(p, n, err)
 		}

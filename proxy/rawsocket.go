@@ -34,11 +34,10 @@ type rawSocket struct {
 	rn, wn          int
 	rerr, werr      syscall.Errno
 	readFn, writeFn func(fd uintptr) bool // bound once: no allocation per call
-	// noWait makes Read answer errWouldBlock instead of waiting for bytes.
-	noWait bool
+	noWait          bool                  // the read in progress is tryRead's
 }
 
-// errWouldBlock: a read with noWait found no bytes.
+// errWouldBlock: tryRead found no bytes.
 var errWouldBlock = errors.New("no bytes yet")
 
 // socketIO is where a connection wrapper reads and writes c's bytes: a
@@ -83,6 +82,15 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return s.rn, nil
+}
+
+// tryRead is Read that answers errWouldBlock at once when no bytes are
+// there, instead of waiting for them.
+func (s *rawSocket) tryRead(p []byte) (int, error) {
+	s.noWait = true
+	n, err := s.Read(p)
+	s.noWait = false
+	return n, err
 }
 
 func (s *rawSocket) readOnce(fd uintptr) bool {
