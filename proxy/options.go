@@ -25,6 +25,11 @@ type Options struct {
 	// and buffers for the parked set (park.go). Fixed; 0 is
 	// DefaultParkIdleAfter, negative never parks.
 	ParkIdleAfter time.Duration
+	// ParkAtOnceAbove: with more client connections open, an idle one
+	// parks at its first read that finds no bytes, without waiting for a
+	// sweep. Fixed; 0 is DefaultParkAtOnceAbove, negative parks at once
+	// always.
+	ParkAtOnceAbove int
 
 	MaxBodyBytes    int64
 	BufferBodyBytes int64
@@ -62,6 +67,11 @@ type Options struct {
 // Shorter would move connections of clients that pause between requests
 // in and out for nothing; nginx's keepalive_timeout is 75 s.
 const DefaultParkIdleAfter = time.Second
+
+// DefaultParkAtOnceAbove: up to this many open connections, parking
+// waits for a sweep; the goroutines and buffers of that many waiting
+// connections are about 25 MiB.
+const DefaultParkAtOnceAbove = 1000
 
 // UpstreamOptions configure one upstream group.
 type UpstreamOptions struct {

@@ -38,7 +38,7 @@ import (
 // A busy connection never parks: between two requests it is marked
 // waiting and counted (a few uncontended atomic operations), and only one
 // the sweeper finds waiting with the same count on two sweeps in a row is
-// woken. With more than parkAtOnceAbove connections open, an idle one
+// woken. With more than ParkAtOnceAbove connections open, an idle one
 // parks at its first read that finds no bytes instead, so that a crowd
 // of idle connections never holds a goroutine each, even for a second.
 
@@ -101,15 +101,10 @@ type connTable struct {
 	loopsDone sync.WaitGroup
 }
 
-func newConnTable(max int, every time.Duration, serve func(net.Conn) error, log *zap.Logger) *connTable {
-	return &connTable{max: max, every: every, atOnceAbove: parkAtOnceAbove, serve: serve, log: log,
+func newConnTable(max int, every time.Duration, atOnceAbove int, serve func(net.Conn) error, log *zap.Logger) *connTable {
+	return &connTable{max: max, every: every, atOnceAbove: int64(atOnceAbove), serve: serve, log: log,
 		conns: map[*clientConn]struct{}{}, parked: map[int]*clientConn{}, done: make(chan struct{}), work: make(chan *clientConn)}
 }
-
-// parkAtOnceAbove: up to this many connections, parking waits for a
-// sweep; the goroutines and buffers of that many waiting connections
-// are about 25 MiB.
-const parkAtOnceAbove = 1000
 
 func (t *connTable) crowded() bool { return t.open.Load() > t.atOnceAbove }
 

@@ -88,6 +88,22 @@ func TestIdleConnectionParksAndResumes(t *testing.T) {
 	}
 }
 
+// TestCrowdedConnectionsParkAtOnce: above ParkAtOnceAbove open
+// connections, a connection parks as soon as its next request is not
+// there, long before a sweep, and every request on it is still answered.
+func TestCrowdedConnectionsParkAtOnce(t *testing.T) {
+	addr, s := parkingProxy(t, time.Hour, func(o *Options) { o.ParkAtOnceAbove = -1 })
+	k := dialKeepAlive(t, addr)
+	for i := range 20 {
+		if code, body := k.get(t, "/"); code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+		if !waitFor(t, func() bool { return parkedConns(s) == 1 }, 5*time.Second) {
+			t.Fatalf("request %d: not parked without a sweep", i)
+		}
+	}
+}
+
 // TestBusyConnectionDoesNotPark: a connection sending requests back to
 // back is never parked, however many sweeps pass.
 func TestBusyConnectionDoesNotPark(t *testing.T) {
@@ -196,7 +212,7 @@ func TestLateKickIsUndone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := newConnTable(0, 0, nil, nil)
+	table := newConnTable(0, 0, DefaultParkAtOnceAbove, nil, nil)
 	c := &clientConn{Conn: sc, sock: socketIO(sc), table: table, parkable: true}
 	c.raw, _ = c.sock.(*rawSocket)
 	defer c.Conn.Close()

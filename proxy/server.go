@@ -116,7 +116,11 @@ func New(o Options) (*Server, error) {
 	if every == 0 {
 		every = DefaultParkIdleAfter
 	}
-	s.conns = newConnTable(o.MaxConns, max(every, 0), s.srv.ServeConn, o.Logger)
+	atOnce := o.ParkAtOnceAbove
+	if atOnce == 0 {
+		atOnce = DefaultParkAtOnceAbove
+	}
+	s.conns = newConnTable(o.MaxConns, max(every, 0), atOnce, s.srv.ServeConn, o.Logger)
 	if every > 0 {
 		s.srv.ConnState = connStateHook
 	}
