@@ -143,7 +143,7 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 			return err
 		}
 	}
-	if r.syscallCounts, err = r.syscalls(systems); err != nil {
+	if r.syscallCounts, err = r.syscalls(systems, scenarios); err != nil {
 		return err
 	}
 	if r.s.only != "" && !r.s.write {

@@ -36,13 +36,18 @@ var syscallGroups = map[string]func(*syscallResult) *float64{
 func readsOf(x *syscallResult) *float64  { return &x.reads }
 func writesOf(x *syscallResult) *float64 { return &x.writes }
 
-// syscallScenarios are counted for edgeproxy and nginx, the pass-through
-// pair whose CPU per request the performance targets compare.
-var syscallScenarios = []string{"pass 128 B", "pass 4 KiB"}
+// syscallScenarios are counted: the pass-through pair, edgeproxy against
+// nginx, and the mixed nearby queries, edgeproxy against the bare server
+// answering the same bytes.
+var syscallScenarios = map[string][]string{
+	"pass 128 B":          {"edgeproxy", "nginx"},
+	"pass 4 KiB":          {"edgeproxy", "nginx"},
+	"coupon nearby mixed": {"edgeproxy", "bare fasthttp"},
+}
 
 // syscalls counts system calls per request at saturation with perf stat,
 // one run each; counts, unlike times, do not drift with the host's load.
-func (r *runner) syscalls(systems map[string]system) ([]syscallResult, error) {
+func (r *runner) syscalls(systems map[string]system, scenarios []scenario) ([]syscallResult, error) {
 	if !r.selected("system calls") {
 		return nil, nil
 	}
@@ -55,29 +60,29 @@ func (r *runner) syscalls(systems map[string]system) ([]syscallResult, error) {
 		return nil, nil
 	}
 	var out []syscallResult
-	for _, name := range syscallScenarios {
-		for _, sysName := range []string{"edgeproxy", "nginx"} {
-			x, err := r.syscallsOnce(systems[sysName], name)
+	for _, sc := range scenarios {
+		for _, sysName := range syscallScenarios[sc.name] {
+			x, err := r.syscallsOnce(systems[sysName], sc)
 			if err != nil {
-				return nil, fmt.Errorf("syscalls %s / %s: %w", name, sysName, err)
+				return nil, fmt.Errorf("syscalls %s / %s: %w", sc.name, sysName, err)
 			}
 			r.logf("syscalls %-12s %-10s per request: %.2f (reads %.2f, writes %.2f, epoll waits %.2f, epoll_ctl %.2f, futex+nanosleep %.2f), %.2f context switches",
-				name, sysName, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches)
+				sc.name, sysName, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches)
 			out = append(out, x)
 		}
 	}
 	return out, nil
 }
 
-func (r *runner) syscallsOnce(sys system, scenario string) (syscallResult, error) {
-	cmd, addr, err := sys.start("")
+func (r *runner) syscallsOnce(sys system, sc scenario) (syscallResult, error) {
+	cmd, addr, err := sys.start(sc.data)
 	if err != nil {
 		return syscallResult{}, err
 	}
 	defer r.stop(cmd)
 	pid := cmd.Process.Pid
-	url := "http://" + addr + sys.paths[scenario]
-	if _, err := r.wrk(pid, url, "", r.s.conns, r.s.warmup); err != nil {
+	url := "http://" + addr + sys.paths[sc.name]
+	if _, err := r.wrk(pid, url, sc.script, sc.conns, r.s.warmup); err != nil {
 		return syscallResult{}, err
 	}
 	events := []string{"raw_syscalls:sys_enter", "context-switches"}
@@ -95,7 +100,7 @@ func (r *runner) syscallsOnce(sys system, scenario string) (syscallResult, error
 		return syscallResult{}, err
 	}
 	time.Sleep(200 * time.Millisecond) // perf attaches before the load starts
-	res, err := r.wrk(pid, url, "", r.s.conns, r.s.duration)
+	res, err := r.wrk(pid, url, sc.script, sc.conns, r.s.duration)
 	perf.Process.Signal(syscall.SIGINT)
 	perf.Wait()
 	if err != nil {
@@ -105,7 +110,7 @@ func (r *runner) syscallsOnce(sys system, scenario string) (syscallResult, error
 		return syscallResult{}, fmt.Errorf("no requests")
 	}
 	x := parsePerfStat(perfOut.String(), res.requests)
-	x.scenario, x.system = scenario, sys.name
+	x.scenario, x.system = sc.name, sys.name
 	if x.all == 0 {
 		return x, fmt.Errorf("perf stat counted nothing:\n%s", perfOut.String())
 	}
