@@ -234,7 +234,7 @@ func (s *search) render(buf []byte) ([]byte, []byte) {
 		if n > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendWithDistance(buf, c.ix.Raw(c.i), s.distance(c.ix, c.i))
+		buf = appendWithDistance(buf, c.ix.Raw(c.i), s.answerDistance(&top[n]))
 	}
 	buf = append(buf, "]}"...)
 	var head [countRoom]byte

@@ -265,6 +265,12 @@ func TestNearbyMatchesBruteForce(t *testing.T) {
 				}
 				json.Unmarshal(raw, &c)
 				got = append(got, c.ID)
+				// The distance as the formula rounds it, to the tenth.
+				if x, ok := m[c.ID]; ok {
+					if want := appendTenths(nil, DistanceM(lat, lon, x.Lat, x.Lon)); string(appendTenths(nil, c.D)) != string(want) {
+						t.Errorf("%s: %s at %v m, want %s", uri, c.ID, c.D, want)
+					}
+				}
 			}
 			w := want[:min(limit, len(want))]
 			if strings.Join(got, ",") != strings.Join(w, ",") || ans.Count != len(w) {
@@ -332,5 +338,53 @@ func TestAppendTenthsIsAppendFloat(t *testing.T) {
 	for range 200000 {
 		check(r.Float64() * 50000)
 		check(float64(r.Intn(500000))/10 + 0.05) // ties at the rounding step
+	}
+}
+
+func TestAsinSmall(t *testing.T) {
+	for x := 0.0; x <= asinSmallMax; x += asinSmallMax / 9973 {
+		if got, want := asinSmall(x), math.Asin(x); math.Abs(got-want) > 1e-15*want {
+			t.Fatalf("asinSmall(%v) = %v, want %v", x, got, want)
+		}
+	}
+}
+
+// TestAnswerDistanceRoundsAsTheFormula: the distance an answer writes,
+// from the expanded haversine, rounds to the tenth exactly as DistanceM's,
+// for random pairs and for pairs whose distance sits on a half tenth.
+func TestAnswerDistanceRoundsAsTheFormula(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	m := map[string]Coupon{}
+	centre := [2]float64{35.68, 139.76}
+	for i := 0; i < 3000; i++ {
+		lat, lon := destination(centre[0], centre[1], rng.Float64()*360, rng.Float64()*30000)
+		if i%3 == 0 { // on a half tenth, as near as a float lands
+			d := math.Floor(rng.Float64()*300000)/10 + 0.05
+			lat, lon = destination(centre[0], centre[1], rng.Float64()*360, d)
+		}
+		id := fmt.Sprintf("c%05d", i)
+		m[id] = mustParse(t, fmt.Sprintf(`{"id":%q,"lat":%v,"lon":%v}`, id, lat, lon))
+	}
+	store := NewMemoryStore(m, 5)
+	hashes, _ := Cover(nil, centre[0], centre[1], 30000, 5)
+	s := &search{}
+	s.reset(NearbyQuery{Lat: centre[0], Lon: centre[1], RadiusM: 30000, Limit: len(m)}, 0)
+	store.Cells(hashes, 5, s)
+	if len(s.cands) < 2900 {
+		t.Fatalf("only %d candidates", len(s.cands))
+	}
+	onHalf := 0
+	for i := range s.cands {
+		c := &s.cands[i]
+		exact := DistanceM(centre[0], centre[1], c.ix.lat[c.i], c.ix.lon[c.i])
+		if t := exact * 10; math.Abs(t-math.Floor(t)-0.5) < 1e-6 {
+			onHalf++
+		}
+		if got, want := appendTenths(nil, s.answerDistance(c)), appendTenths(nil, exact); string(got) != string(want) {
+			t.Errorf("%s: %s, want %s (%v m)", c.ix.ID(c.i), got, want, exact)
+		}
+	}
+	if onHalf < 500 {
+		t.Errorf("only %d distances on a half tenth", onHalf)
 	}
 }
