@@ -234,7 +234,7 @@ func (s *search) render(buf []byte) ([]byte, []byte) {
 		if n > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendWithDistance(buf, c.ix.Raw(c.i), s.answerDistance(&top[n]))
+		buf = c.ix.appendWithDistance(buf, c.i, s.answerDistance(&top[n]))
 	}
 	buf = append(buf, "]}"...)
 	var head [countRoom]byte
@@ -242,33 +242,6 @@ func (s *search) render(buf []byte) ([]byte, []byte) {
 	start := countRoom - len(h)
 	copy(buf[start:], h)
 	return buf, buf[start:]
-}
-
-// appendWithDistance appends the object raw with "distance_m" (metres, one
-// decimal) as its last member.
-func appendWithDistance(dst, raw []byte, dist float64) []byte {
-	end := bytes.LastIndexByte(raw, '}')
-	if end < 0 {
-		return append(dst, raw...)
-	}
-	body := raw[:end]
-	dst = append(dst, body...)
-	if last := lastNonSpace(body); last >= 0 && body[last] != '{' {
-		dst = append(dst, ',')
-	}
-	dst = append(dst, `"distance_m":`...)
-	return append(appendTenths(dst, dist), raw[end:]...)
-}
-
-// lastNonSpace is the index of body's last byte that is not JSON
-// whitespace, or -1. (bytes.TrimRight with a cutset was 2% of a nearby
-// request.)
-func lastNonSpace(body []byte) int {
-	i := len(body) - 1
-	for i >= 0 && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
-		i--
-	}
-	return i
 }
 
 // appendTenths writes d rounded to a tenth with one decimal: what

@@ -1,6 +1,7 @@
 package coupon
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -20,11 +21,21 @@ type Index struct {
 	from, until                                    []int64
 	// data holds each coupon's id then its JSON; off[i] is where coupon i
 	// starts, off[len] the end.
-	data   []byte
-	off    []uint32
-	idLen  []uint8
+	data  []byte
+	off   []uint32
+	idLen []uint8
+	// brace is where coupon i's JSON closes, its last '}' in Raw(i), with
+	// hasMembers set when a member precedes it: an answer inserts
+	// "distance_m" there without reading the coupon's bytes twice (found
+	// at answer time, the brace was a cache miss of its own per coupon).
+	brace  []uint32
 	nbytes int
 }
+
+const (
+	hasMembers = 1 << 31
+	noBrace    = math.MaxUint32 // not an object: answered as stored
+)
 
 // NewIndex builds the index of a cell's coupons.
 func NewIndex(coupons []Coupon) *Index {
@@ -45,7 +56,7 @@ func NewIndex(coupons []Coupon) *Index {
 		sinHalfLat: make([]float64, n), cosHalfLat: make([]float64, n),
 		sinHalfLon: make([]float64, n), cosHalfLon: make([]float64, n),
 		from: make([]int64, n), until: make([]int64, n),
-		off: make([]uint32, n+1), idLen: make([]uint8, n),
+		off: make([]uint32, n+1), idLen: make([]uint8, n), brace: make([]uint32, n),
 	}
 	size := 0
 	for _, c := range coupons {
@@ -61,9 +72,10 @@ func NewIndex(coupons []Coupon) *Index {
 		ix.off[k] = uint32(len(ix.data))
 		ix.idLen[k] = uint8(len(c.ID)) // ids are at most MaxIDLen (128) bytes
 		ix.data = append(append(ix.data, c.ID...), c.Raw...)
+		ix.brace[k] = braceOf(c.Raw)
 	}
 	ix.off[n] = uint32(len(ix.data))
-	ix.nbytes = len(ix.data) + n*(8*9+4+1)
+	ix.nbytes = len(ix.data) + n*(8*9+4+1+4)
 	return ix
 }
 
@@ -82,6 +94,44 @@ func (ix *Index) Raw(i int) []byte { return ix.data[ix.off[i]+uint32(ix.idLen[i]
 // Coupon returns coupon i's fields (Raw shares the index's memory).
 func (ix *Index) Coupon(i int) Coupon {
 	return Coupon{ID: string(ix.ID(i)), Lat: ix.lat[i], Lon: ix.lon[i], ValidFrom: ix.from[i], ValidUntil: ix.until[i], Raw: ix.Raw(i)}
+}
+
+func braceOf(raw []byte) uint32 {
+	end := bytes.LastIndexByte(raw, '}')
+	if end < 0 {
+		return noBrace
+	}
+	b := uint32(end)
+	if last := lastNonSpace(raw[:end]); last >= 0 && raw[last] != '{' {
+		b |= hasMembers
+	}
+	return b
+}
+
+// lastNonSpace is the index of body's last byte that is not JSON
+// whitespace, or -1.
+func lastNonSpace(body []byte) int {
+	i := len(body) - 1
+	for i >= 0 && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
+		i--
+	}
+	return i
+}
+
+// appendWithDistance appends coupon i's JSON with "distance_m" (metres,
+// one decimal) as its last member.
+func (ix *Index) appendWithDistance(dst []byte, i int, dist float64) []byte {
+	raw, b := ix.Raw(i), ix.brace[i]
+	if b == noBrace {
+		return append(dst, raw...)
+	}
+	end := int(b &^ hasMembers)
+	dst = append(dst, raw[:end]...)
+	if b&hasMembers != 0 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"distance_m":`...)
+	return append(appendTenths(dst, dist), raw[end:]...)
 }
 
 // latBand returns the positions [lo, hi) of the coupons whose latitude is
