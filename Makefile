@@ -110,6 +110,13 @@ clean: ## remove build output
 bench: ## edgeproxy vs nginx, side by side (about 15 min); writes docs/benchmarks.md, the charts in docs/ and the README summary
 	$(GO) run ./bench
 
+.PHONY: pgo
+pgo: ## refresh cmd/edgeproxy/default.pgo (the profile go build optimises with) from one round of make bench's scenarios
+	rm -rf .pgo-profiles
+	$(GO) run ./bench -only "pass 128,pass 4,POST,coupon,gzip,file" -rounds 1 -profile .pgo-profiles > /dev/null
+	$(GO) tool pprof -proto .pgo-profiles/*.pprof > cmd/edgeproxy/default.pgo
+	rm -rf .pgo-profiles
+
 .PHONY: bench-short
 bench-short: ## a quick smoke run of make bench (not a measurement)
 	$(GO) run ./bench -short -out docs/benchmarks-short.md
