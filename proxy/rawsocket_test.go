@@ -12,8 +12,8 @@ import (
 )
 
 // rawPair is a connected TCP pair whose server side reads and writes
-// through a rawSocket.
-func rawPair(t *testing.T) (client *net.TCPConn, server net.Conn, raw *rawSocket) {
+// through a rawSocket, held (heldRead) or not.
+func rawPair(t *testing.T, held bool) (client *net.TCPConn, server net.Conn, raw *rawSocket) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,16 +28,32 @@ func rawPair(t *testing.T) (client *net.TCPConn, server net.Conn, raw *rawSocket
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(); s.Close() })
 	raw = newRawSocket(s)
 	if raw == nil {
 		t.Fatal("no raw socket for a TCP connection")
 	}
+	raw.held = held
+	t.Cleanup(func() {
+		if !raw.release() {
+			t.Error("release: a read is under way")
+		}
+		c.Close()
+		s.Close()
+	})
 	return c.(*net.TCPConn), s, raw
 }
 
-func TestRawSocketMovesBytesBothWays(t *testing.T) {
-	client, _, raw := rawPair(t)
+// bothModes runs f for a plain and a held rawSocket.
+func bothModes(t *testing.T, f func(t *testing.T, held bool)) {
+	for _, held := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "held"}[held], func(t *testing.T) { f(t, held) })
+	}
+}
+
+func TestRawSocketMovesBytesBothWays(t *testing.T) { bothModes(t, testRawSocketMovesBytesBothWays) }
+
+func testRawSocketMovesBytesBothWays(t *testing.T, held bool) {
+	client, _, raw := rawPair(t, held)
 	// Larger than the socket buffers, so writes are partial and wait for
 	// room, and reads wait for data.
 	sent := bytes.Repeat([]byte("0123456789abcdef"), 1<<18)
@@ -73,16 +89,18 @@ func TestRawSocketMovesBytesBothWays(t *testing.T) {
 
 // The errors are net.Conn's: io.EOF itself, timeouts and resets as
 // *net.OpError with net.Conn's operation names.
-func TestRawSocketErrorsAreNetConns(t *testing.T) {
+func TestRawSocketErrorsAreNetConns(t *testing.T) { bothModes(t, testRawSocketErrorsAreNetConns) }
+
+func testRawSocketErrorsAreNetConns(t *testing.T, held bool) {
 	t.Run("eof", func(t *testing.T) {
-		client, _, raw := rawPair(t)
+		client, _, raw := rawPair(t, held)
 		client.CloseWrite()
 		if n, err := raw.Read(make([]byte, 10)); n != 0 || err != io.EOF {
 			t.Fatalf("read after the peer's FIN: %d, %v; want 0, io.EOF", n, err)
 		}
 	})
 	t.Run("deadline", func(t *testing.T) {
-		_, server, raw := rawPair(t)
+		_, server, raw := rawPair(t, held)
 		server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		_, err := raw.Read(make([]byte, 10))
 		var oe *net.OpError
@@ -91,7 +109,7 @@ func TestRawSocketErrorsAreNetConns(t *testing.T) {
 		}
 	})
 	t.Run("reset", func(t *testing.T) {
-		client, _, raw := rawPair(t)
+		client, _, raw := rawPair(t, held)
 		client.SetLinger(0) // close with RST
 		client.Close()
 		var err error
@@ -107,7 +125,7 @@ func TestRawSocketErrorsAreNetConns(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
-		_, server, raw := rawPair(t)
+		_, server, raw := rawPair(t, held)
 		server.Close()
 		if _, err := raw.Read(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("read of a closed connection: %v", err)
@@ -116,8 +134,10 @@ func TestRawSocketErrorsAreNetConns(t *testing.T) {
 }
 
 // Reading and writing allocate nothing: the callbacks are bound once.
-func TestRawSocketAllocatesNothing(t *testing.T) {
-	client, _, raw := rawPair(t)
+func TestRawSocketAllocatesNothing(t *testing.T) { bothModes(t, testRawSocketAllocatesNothing) }
+
+func testRawSocketAllocatesNothing(t *testing.T, held bool) {
+	client, _, raw := rawPair(t, held)
 	buf := make([]byte, 64)
 	allocs := testing.AllocsPerRun(100, func() {
 		client.Write([]byte("ping"))
