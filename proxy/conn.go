@@ -54,7 +54,11 @@ func (d *dialer) connect(addr string, timed bool) (net.Conn, error) {
 	}
 	conn := c
 	if timed {
-		conn = &timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack}
+		tc := &timedConn{Conn: c, sock: socketIO(c), ioTimeout: d.ioTimeout, slack: d.slack}
+		if tc.raw, _ = tc.sock.(*rawSocket); tc.raw != nil {
+			tc.raw.held = true // see heldRead; Close ends it
+		}
+		conn = tc
 	}
 	if d.tls == nil {
 		return conn, nil
@@ -67,7 +71,7 @@ func (d *dialer) connect(addr string, timed bool) (net.Conn, error) {
 	tc := tls.Client(conn, cfg)
 	_ = c.SetDeadline(start.Add(d.connectTimeout))
 	if err := tc.Handshake(); err != nil {
-		c.Close()
+		conn.Close() // the timed one: its reads may hold the socket (heldRead)
 		return nil, &dialError{err: fmt.Errorf("%s: TLS handshake: %w", addr, err)}
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -86,6 +90,7 @@ func (d *dialer) connect(addr string, timed bool) (net.Conn, error) {
 type timedConn struct {
 	net.Conn
 	sock      io.ReadWriter // see socketIO
+	raw       *rawSocket    // sock, when it is a TCP socket
 	ioTimeout time.Duration
 	slack     time.Duration
 
@@ -97,6 +102,16 @@ type timedConn struct {
 	lastWrite     time.Time
 	writes        int  // writes of the current request
 	started       bool // a response byte has arrived since the request
+}
+
+// Close may come from other goroutines than the reader's: fasthttp's
+// client closes idle pooled connections from its cleaner, and interrupts
+// a streaming body's Read by closing (rawSocket.closeConn).
+func (c *timedConn) Close() error {
+	if c.raw == nil {
+		return c.Conn.Close()
+	}
+	return c.raw.closeConn(c.Conn.Close)
 }
 
 func (c *timedConn) SetDeadline(t time.Time) error {
@@ -156,6 +171,9 @@ func (c *timedConn) Read(b []byte) (int, error) {
 		if err := c.Conn.SetReadDeadline(d); err != nil {
 			return 0, err
 		}
+	}
+	if c.raw != nil {
+		c.raw.waitIfDrained = !c.started // see heldRead
 	}
 	n, err := c.sock.Read(b)
 	if n > 0 {

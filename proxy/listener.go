@@ -30,9 +30,6 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 		}
 		cc := &clientConn{Conn: c, sock: socketIO(c), slack: l.slack, table: l.table}
 		cc.raw, _ = cc.sock.(*rawSocket)
-		if cc.raw != nil {
-			cc.raw.held = true // see heldRead; closeSocket and release end it
-		}
 		if l.guard {
 			cc.guard = newHeadGuard()
 		}

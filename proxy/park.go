@@ -204,10 +204,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // park takes c from fasthttp into the poll set; called by c.Close.
 func (t *connTable) park(c *clientConn) {
 	var err error
-	if !c.raw.release() { // a parked socket keeps no coroutine
-		err = errReadUnderWay // only fasthttp's own Close parks, between Reads
-	}
-	if err == nil && !c.park.inSet {
+	if !c.park.inSet {
 		// Read once: the descriptor stays the socket's until it closes.
 		err = c.raw.rc.Control(func(fd uintptr) { c.park.fd = int(fd) })
 	}
@@ -230,10 +227,7 @@ func (t *connTable) park(c *clientConn) {
 	t.nParked.Add(1)
 }
 
-var (
-	errStopped      = errors.New("stopped")
-	errReadUnderWay = errors.New("a read is under way")
-)
+var errStopped = errors.New("stopped")
 
 // pollLoop resumes parked connections as their bytes arrive and closes
 // those whose timeout has passed.
@@ -343,7 +337,7 @@ func (t *connTable) expire(now time.Time) {
 func (t *connTable) closeConn(c *clientConn) {
 	c.park.phase.Store(phaseClosed)
 	t.remove(c)
-	_ = c.closeSocket()
+	_ = c.Conn.Close()
 }
 
 // stop ends parking for a shutdown: parked connections are closed (they
@@ -418,10 +412,6 @@ func (c *clientConn) upgraded() {
 	if c.table != nil {
 		c.table.remove(c)
 	}
-	// A tunnel reads and closes from goroutines of its own: plain reads.
-	if c.raw != nil && c.raw.release() {
-		c.raw.held = false
-	}
 }
 
 // waiting is told that fasthttp waits for the next request.
@@ -462,20 +452,11 @@ func (c *clientConn) activated() {
 // closeOrPark is Close: a connection whose wait ended to park it goes to
 // the table; any other is closed once.
 func (c *clientConn) closeOrPark() error {
-	if c.raw != nil && c.raw.closeLater.Load() {
-		// fasthttp's own Close, after its shutdown closed the idle
-		// connection under a Read (closeSocket).
-		if c.raw.closeLater.CompareAndSwap(true, false) {
-			_, err := c.raw.closeUnlessHeld(c.Conn.Close)
-			return err
-		}
-		return nil
-	}
 	if !c.parkable {
 		if c.table != nil {
 			c.table.remove(c)
 		}
-		return c.closeSocket()
+		return c.Conn.Close()
 	}
 	for {
 		switch p := c.park.phase.Load(); p {
@@ -489,25 +470,8 @@ func (c *clientConn) closeOrPark() error {
 		default:
 			if c.park.phase.CompareAndSwap(p, phaseClosed) {
 				c.table.remove(c)
-				return c.closeSocket()
+				return c.Conn.Close()
 			}
 		}
 	}
-}
-
-// closeSocket closes c's socket, but not under a held Read in another
-// goroutine (fasthttp's shutdown closes idle connections so): that Read's
-// coroutine may hold the socket (rawsocket.go), and closing would wait
-// for it, holding fasthttp's lock of idle connections, which the reader
-// may need before it reads again. The socket is shut down instead; the
-// Read sees the end, and fasthttp's own Close then closes it.
-func (c *clientConn) closeSocket() error {
-	if c.raw == nil {
-		return c.Conn.Close()
-	}
-	if closed, err := c.raw.closeUnlessHeld(c.Conn.Close); closed {
-		return err
-	}
-	c.raw.closeLater.Store(true)
-	return c.raw.shutdown()
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -40,24 +39,20 @@ type rawSocket struct {
 	noWait          bool                  // the read in progress is tryRead's
 
 	// held: Read runs its reads in a coroutine that stays inside one
-	// poller read call from Read to Read (see heldRead). Client
-	// connections set it, whose closes by other goroutines than the
-	// reader's are few and known (closeSocket). Upstream connections do
-	// not: fasthttp's client closes pooled and streaming ones from other
-	// goroutines (its cleaner, a body stream's interrupt), each of which
-	// would then have to shut the socket down instead and leave the close
-	// to the reader, which a pooled connection does not have.
-	held bool
-	// mu is held by a held Read for its whole wait, so that release can
+	// poller read call from Read to Read (see heldRead); the connection
+	// wrapper closes through closeConn and says, before each Read, whether
+	// it may wait at once after a short read (waitIfDrained).
+	held          bool
+	waitIfDrained bool
+	// mu is held by a held Read for its whole wait, so that closeConn can
 	// tell from another goroutine whether one is under way.
-	mu         sync.Mutex
-	next       func() (struct{}, bool)
-	stop       func()
-	yield      func(struct{}) bool // the coroutine's, while it runs
-	heldFn     func(fd uintptr) bool
-	drained    bool  // the last read came back short: the socket was empty
-	pollErr    error // the poller's error (deadline, closed) for the held Read
-	closeLater atomic.Bool
+	mu      sync.Mutex
+	next    func() (struct{}, bool)
+	stop    func()
+	yield   func(struct{}) bool // the coroutine's, while it runs
+	heldFn  func(fd uintptr) bool
+	drained bool  // the last read came back short: the socket was empty
+	pollErr error // the poller's error (deadline, closed) for the held Read
 }
 
 // errWouldBlock: tryRead found no bytes.
@@ -113,10 +108,7 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 }
 
 // tryRead is Read that answers errWouldBlock at once when no bytes are
-// there, instead of waiting for them. Held, after a read that emptied the
-// socket, it answers so without asking: bytes that came since are found
-// where the caller puts the socket next (the poll set of park.go, which
-// reports a socket ready at once when it is).
+// there, instead of waiting for them.
 func (s *rawSocket) tryRead(p []byte) (int, error) {
 	s.noWait = true
 	n, err := s.Read(p)
@@ -150,15 +142,25 @@ func (s *rawSocket) readOnce(fd uintptr) bool {
 // syscall.RawConn.Read between Reads.
 //
 // Why: every RawConn.Read (and net.Conn.Read) first forgets what the
-// poller saw, so it must try a read before it may wait, and a client's
-// next request is never there yet when fasthttp asks for it: perf stat
-// counted 4 reads per proxied request, 2 of them EAGAIN (this one, and the
-// upstream's answer asked for as soon as the request is written), each a
-// system call of about 2 µs on these machines.
-// Inside one call nothing the poller sees is forgotten, so after a short
-// read, which emptied the socket, the next Read waits for the poller at
-// once, as nginx waits for epoll after a short recv. Switching to the
-// coroutine and back costs far less than the system call.
+// poller saw, so it must try a read before it may wait, and an upstream's
+// answer is never there yet when fasthttp asks for it right after writing
+// the request: perf stat counted 4 reads per proxied request, 2 of them
+// EAGAIN (this one and the client's next request), each a system call of
+// about 2 µs on these machines. Inside one call nothing the poller sees is
+// forgotten, so after a short read, which emptied the socket, the next
+// Read may wait for the poller at once, as nginx waits for epoll after a
+// short recv. Switching to the coroutine and back costs far less.
+//
+// Only the wait for an answer's start skips the read (waitIfDrained). A
+// short read may have taken the last bytes before a FIN that arrived with
+// them, under the same readiness; a read after it would answer EOF at once,
+// but a wait would wait for good. nginx learns of that FIN from epoll's
+// EPOLLRDHUP, which Go's poller does not pass on. Before an answer's start
+// the FIN would have come after the previous answer's last bytes, on a
+// connection fasthttp kept: the request written into a closed socket
+// draws a reset, which wakes the wait. A response body, which may end at
+// the close, and a client's next request (a client may half-close after
+// its last request and wait for the close) are read first, as always.
 func (s *rawSocket) heldRead() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,26 +193,20 @@ func (s *rawSocket) readLoop(yield func(struct{}) bool) {
 
 // heldOnce is the coroutine's part inside the poller's read call: it
 // reads, hands the result to Read, and when Read comes back for more
-// either reads again or, if the socket was left empty, waits.
+// either reads again or waits.
 func (s *rawSocket) heldOnce(fd uintptr) bool {
 	for {
 		if !s.readOnce(fd) {
 			return false // nothing there: the poller waits
 		}
-		s.drained = s.rerr == syscall.EAGAIN || s.rerr == 0 && s.rn > 0 && s.rn < len(s.rbuf)
-		for {
-			if !s.yield(struct{}{}) {
-				s.yield = nil
-				return true
-			}
-			// The next Read, with its buffer in rbuf.
-			if !s.drained {
-				break
-			}
-			if !s.noWait {
-				return false
-			}
-			s.rerr = syscall.EAGAIN // tryRead: known empty without asking
+		s.drained = s.rerr == 0 && s.rn > 0 && s.rn < len(s.rbuf)
+		if !s.yield(struct{}{}) {
+			s.yield = nil
+			return true
+		}
+		// The next Read, with its buffer in rbuf.
+		if s.drained && s.waitIfDrained {
+			return false
 		}
 	}
 }
@@ -243,6 +239,19 @@ func (s *rawSocket) stopLocked() {
 		s.stop()
 		s.next, s.stop = nil, nil
 	}
+}
+
+// closeConn closes the connection with close, or, while a held Read is
+// under way in another goroutine, shuts the socket down and leaves the
+// close to the reader's own Close. Closing under that Read would wait for
+// its coroutine's hold on the descriptor, which only the reader lets go,
+// and the closer may be what the reader waits for (fasthttp interrupts a
+// streaming body's Read by closing its connection, then closes it again).
+func (s *rawSocket) closeConn(close func() error) error {
+	if closed, err := s.closeUnlessHeld(close); closed {
+		return err
+	}
+	return s.shutdown()
 }
 
 // shutdown ends both directions of the socket without closing it: a held

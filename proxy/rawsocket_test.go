@@ -32,7 +32,7 @@ func rawPair(t *testing.T, held bool) (client *net.TCPConn, server net.Conn, raw
 	if raw == nil {
 		t.Fatal("no raw socket for a TCP connection")
 	}
-	raw.held = held
+	raw.held, raw.waitIfDrained = held, held
 	t.Cleanup(func() {
 		if !raw.release() {
 			t.Error("release: a read is under way")
