@@ -129,18 +129,27 @@ func TestPooledUpstreamConnectionClosedWhenIdle(t *testing.T) {
 
 // TestUpstreamClosingAfterAnAnswer: an upstream that closes a kept-alive
 // connection, at once after its answer (the FIN may come under the same
-// readiness as the answer's last bytes) or a while later, costs the next
-// request neither a hang nor an error: the request written into the
-// closed connection draws a reset, and is sent again on a new one.
+// readiness as the answer's last bytes) or a while later, with a FIN or a
+// reset, costs the next request neither a hang nor an error: the request
+// written into the closed connection draws a reset, or finds one, and is
+// sent again on a new connection.
 func TestUpstreamClosingAfterAnAnswer(t *testing.T) {
-	for _, after := range []time.Duration{0, 50 * time.Millisecond} {
-		t.Run(fmt.Sprint(after), func(t *testing.T) {
+	for _, tc := range []struct {
+		after time.Duration
+		reset bool
+	}{{0, false}, {50 * time.Millisecond, false}, {0, true}, {50 * time.Millisecond, true}} {
+		t.Run(fmt.Sprintf("after=%v,reset=%v", tc.after, tc.reset), func(t *testing.T) {
+			after := tc.after
 			up := rawUpstream(t, func(c net.Conn) {
 				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 					return
 				}
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				time.Sleep(after) // then rawUpstream closes c
+				time.Sleep(after)
+				if tc.reset {
+					c.(*net.TCPConn).SetLinger(0)
+				}
+				// rawUpstream closes c
 			})
 			addr, _ := oneRoute(t, testUpstreamOptions(up))
 			k := dialKeepAlive(t, addr)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -254,7 +255,11 @@ func (u *upstream) resolveAgain() {
 }
 
 func retryStaleConn(req *fasthttp.Request, _ int, err error) (bool, bool) {
-	stale := errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF)
+	// A kept connection the upstream has closed answers the next request
+	// with EOF, or, closed with a reset (or a FIN the request then drew
+	// one from), ECONNRESET or EPIPE.
+	stale := errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 	return false, stale && !req.IsBodyStream() && isIdempotent(req.Header.Method())
 }
 
