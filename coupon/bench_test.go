@@ -1,7 +1,9 @@
 package coupon
 
 import (
+	"math"
 	"net"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -61,7 +63,9 @@ func mixedProfile(store *FileStore, paths []string) (cells, scanned, cands, byte
 				continue
 			}
 			cells++
-			lo, hi := ix.latBand(&s.box)
+			box := BoxAround(q.Lat, q.Lon, q.RadiusM)
+			lo := sort.SearchFloat64s(ix.lat, box.LatMin)
+			hi := sort.SearchFloat64s(ix.lat, math.Nextafter(box.LatMax, math.Inf(1)))
 			for i := lo; i < hi; i++ {
 				if c := ix.Coupon(i); c.ValidAt(s.now) && DistanceM(q.Lat, q.Lon, c.Lat, c.Lon) <= q.RadiusM {
 					cands++

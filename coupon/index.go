@@ -134,15 +134,6 @@ func (ix *Index) appendWithDistance(dst []byte, i int, dist float64) []byte {
 	return append(appendTenths(dst, dist), raw[end:]...)
 }
 
-// latBand returns the positions [lo, hi) of the coupons whose latitude is
-// within the box's band.
-func (ix *Index) latBand(b *Box) (int, int) {
-	lo := sort.SearchFloat64s(ix.lat, b.LatMin)
-	// The first latitude above LatMax (a dense cell's band holds hundreds).
-	hi := lo + sort.Search(len(ix.lat)-lo, func(k int) bool { return ix.lat[lo+k] > b.LatMax })
-	return lo, hi
-}
-
 // The serialized form, for byte caches: a count, then the coupons as
 //
 //	lat f64 | lon f64 | valid_from i64 | valid_until i64 | id_len u8 | raw_len u32 | id | raw

@@ -9,8 +9,7 @@ import (
 
 // search is one nearby request's scratch space, pooled.
 type search struct {
-	q   NearbyQuery
-	box Box
+	q NearbyQuery
 	// The centre's latitude in radians, its half-angle sines and cosines,
 	// and cos(latitude).
 	φ, sinHalfφ, cosHalfφ, sinHalfλ, cosHalfλ, cosφ float64
@@ -39,7 +38,6 @@ type candidate struct {
 
 func (s *search) reset(q NearbyQuery, now int64) {
 	s.q, s.now = q, now
-	s.box = BoxAround(q.Lat, q.Lon, q.RadiusM)
 	s.sinHalfφ, s.cosHalfφ = math.Sincos(q.Lat * degToRad / 2)
 	s.sinHalfλ, s.cosHalfλ = math.Sincos(q.Lon * degToRad / 2)
 	s.φ = q.Lat * degToRad
@@ -72,8 +70,11 @@ const heapSlack = 4e-14
 // past the cut: once the heap is full, a dense cell is read only within
 // the nearest candidates' latitudes, not across the whole circle.
 func (s *search) VisitCell(ix *Index) {
-	lo, hi := ix.latBand(&s.box)
-	mid := lo + sort.SearchFloat64s(ix.lat[lo:hi], s.q.Lat)
+	// No band of latitudes is looked up first: the scan's stop is the
+	// band's edge as well, before the heap is full (the cut is then the
+	// radius), and nearer after.
+	lo, hi := 0, ix.Len()
+	mid := sort.SearchFloat64s(ix.lat, s.q.Lat)
 	sφ, cφ, sλ, cλ := ix.sinHalfLat[:hi], ix.cosHalfLat[:hi], ix.sinHalfLon[:hi], ix.cosHalfLon[:hi]
 	cos, from, until := ix.cosLat[:hi], ix.from[:hi], ix.until[:hi]
 	cosφ, cosHalfφ, sinHalfφ, cosHalfλ, sinHalfλ := s.cosφ, s.cosHalfφ, s.sinHalfφ, s.cosHalfλ, s.sinHalfλ
