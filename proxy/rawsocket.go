@@ -45,7 +45,8 @@ type rawSocket struct {
 	held          bool
 	waitIfDrained bool
 	// mu is held by a held Read for its whole wait, so that closeConn can
-	// tell from another goroutine whether one is under way.
+	// tell from another goroutine whether one is under way. A pooled
+	// connection's coroutine is a parked goroutine: a few KiB of stack.
 	mu      sync.Mutex
 	next    func() (struct{}, bool)
 	stop    func()
@@ -211,20 +212,10 @@ func (s *rawSocket) heldOnce(fd uintptr) bool {
 	}
 }
 
-// release ends the reading coroutine unless a held Read is under way in
-// another goroutine; it reports whether no coroutine is left.
-func (s *rawSocket) release() bool {
-	if !s.mu.TryLock() {
-		return false
-	}
-	s.stopLocked()
-	s.mu.Unlock()
-	return true
-}
-
-// closeUnlessHeld is release, then close, with no Read let in between
-// (its coroutine could take the socket again before close ends it); it
-// reports whether it closed, and close's error.
+// closeUnlessHeld ends the reading coroutine and closes with close, unless
+// a held Read is under way in another goroutine, with no Read let in
+// between (its coroutine could take the socket again before close ends
+// it); it reports whether it closed, and close's error.
 func (s *rawSocket) closeUnlessHeld(close func() error) (bool, error) {
 	if !s.mu.TryLock() {
 		return false, nil
