@@ -36,8 +36,9 @@ func TestRequestArrivingDuringAnotherIsRead(t *testing.T) {
 			_ = k.c.SetDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprint(k.c, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
 			<-arrived // the proxy read the first request and waits on it
+			// On loopback the write has put the bytes in the proxy's
+			// socket by the time it returns.
 			fmt.Fprint(k.c, "GET /second HTTP/1.1\r\nHost: h\r\n\r\n")
-			time.Sleep(20 * time.Millisecond) // let the second land in the socket; not a synchronisation
 			release <- struct{}{}
 			for _, want := range []string{"/first", "/second"} {
 				resp, err := http.ReadResponse(k.br, nil)
@@ -139,17 +140,18 @@ func TestUpstreamClosingAfterAnAnswer(t *testing.T) {
 		reset bool
 	}{{0, false}, {50 * time.Millisecond, false}, {0, true}, {50 * time.Millisecond, true}} {
 		t.Run(fmt.Sprintf("after=%v,reset=%v", tc.after, tc.reset), func(t *testing.T) {
-			after := tc.after
+			closed := make(chan struct{}, 8)
 			up := rawUpstream(t, func(c net.Conn) {
 				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 					return
 				}
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				time.Sleep(after)
+				time.Sleep(tc.after)
 				if tc.reset {
 					c.(*net.TCPConn).SetLinger(0)
 				}
-				// rawUpstream closes c
+				c.Close()
+				closed <- struct{}{}
 			})
 			addr, _ := oneRoute(t, testUpstreamOptions(up))
 			k := dialKeepAlive(t, addr)
@@ -161,7 +163,11 @@ func TestUpstreamClosingAfterAnAnswer(t *testing.T) {
 				if took := time.Since(start); took > 2*time.Second {
 					t.Fatalf("request %d took %v", i, took)
 				}
-				time.Sleep(after + 20*time.Millisecond) // let the upstream close; not a synchronisation
+				select { // the next request goes to a connection the upstream closed
+				case <-closed:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("request %d: the upstream did not close", i)
+				}
 			}
 		})
 	}

@@ -154,7 +154,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	open, parked := c.s.conns.open.Load(), c.s.conns.nParked.Load()
+	open, parked := c.s.conns.open.Load(), c.s.conns.parkedConns()
 	ch <- prometheus.MustNewConstMetric(descClientConns, prometheus.GaugeValue, float64(open-parked), "served")
 	ch <- prometheus.MustNewConstMetric(descClientConns, prometheus.GaugeValue, float64(parked), "parked")
 	ts := c.s.tunnels.status()

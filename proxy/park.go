@@ -92,7 +92,6 @@ type connTable struct {
 	started bool
 	stopped bool
 	open    atomic.Int64
-	nParked atomic.Int64
 	poll    *pollSet // nil: parking is off (or not supported here); set by start
 
 	work      chan *clientConn // resumed connections for idle workers
@@ -107,6 +106,13 @@ func newConnTable(max int, every time.Duration, atOnceAbove int, serve func(net.
 }
 
 func (t *connTable) crowded() bool { return t.open.Load() > t.atOnceAbove }
+
+// parkedConns is how many connections wait in the poll set.
+func (t *connTable) parkedConns() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return int64(len(t.parked))
+}
 
 // start opens the poll set and runs the sweeper and the poll loop, once,
 // before the first connection is accepted.
@@ -222,9 +228,7 @@ func (t *connTable) park(c *clientConn) {
 	t.mu.Unlock()
 	if err != nil {
 		t.closeConn(c)
-		return
 	}
-	t.nParked.Add(1)
 }
 
 var errStopped = errors.New("stopped")
@@ -256,7 +260,6 @@ func (t *connTable) pollLoop() {
 			}
 			t.mu.Unlock()
 			if c != nil {
-				t.nParked.Add(-1)
 				t.dispatch(c)
 			}
 		}
@@ -328,7 +331,6 @@ func (t *connTable) expire(now time.Time) {
 	}
 	t.mu.Unlock()
 	for _, c := range gone {
-		t.nParked.Add(-1)
 		t.closeConn(c)
 	}
 }
@@ -362,7 +364,6 @@ func (t *connTable) stop() {
 	}
 	t.loopsDone.Wait()
 	for _, c := range parked {
-		t.nParked.Add(-1)
 		t.closeConn(c)
 	}
 }

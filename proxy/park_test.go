@@ -55,7 +55,7 @@ func (k *keepAliveClient) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func parkedConns(s *Server) int64 { return s.conns.nParked.Load() }
+func parkedConns(s *Server) int64 { return s.conns.parkedConns() }
 
 // TestIdleConnectionParksAndResumes: a keep-alive connection left idle is
 // parked, and its next requests (one whole, one arriving in pieces) are
@@ -198,24 +198,10 @@ func TestParkingOff(t *testing.T) {
 // is served; a kick that wins parks the connection with no deadline left
 // armed.
 func TestLateKickIsUndone(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, sc := tcpPair(t)
 	table := newConnTable(0, 0, DefaultParkAtOnceAbove, nil, nil)
 	c := &clientConn{Conn: sc, sock: socketIO(sc), table: table, parkable: true}
 	c.raw, _ = c.sock.(*rawSocket)
-	defer c.Conn.Close()
 	kick := func() {
 		c.park.kickMu.Lock()
 		if !c.park.phase.CompareAndSwap(phaseWaiting, phaseKicked) {

@@ -11,9 +11,8 @@ import (
 	"time"
 )
 
-// rawPair is a connected TCP pair whose server side reads and writes
-// through a rawSocket, held (heldRead) or not.
-func rawPair(t *testing.T, held bool) (client *net.TCPConn, server net.Conn, raw *rawSocket) {
+// tcpPair is a connected TCP pair on loopback, closed when the test ends.
+func tcpPair(t *testing.T) (client *net.TCPConn, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -26,20 +25,30 @@ func rawPair(t *testing.T, held bool) (client *net.TCPConn, server net.Conn, raw
 	}
 	s, err := ln.Accept()
 	if err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s
+}
+
+// rawPair is a connected TCP pair whose server side reads and writes
+// through a rawSocket, held (heldRead) or not.
+func rawPair(t *testing.T, held bool) (client *net.TCPConn, server net.Conn, raw *rawSocket) {
+	t.Helper()
+	c, s := tcpPair(t)
 	raw = newRawSocket(s)
 	if raw == nil {
 		t.Fatal("no raw socket for a TCP connection")
 	}
 	raw.held, raw.waitIfDrained = held, held
+	// Before tcpPair's: the socket's coroutine ends first.
 	t.Cleanup(func() {
 		if closed, _ := raw.closeUnlessHeld(s.Close); !closed {
 			t.Error("not closed: a read is under way")
 		}
-		c.Close()
 	})
-	return c.(*net.TCPConn), s, raw
+	return c, s, raw
 }
 
 // bothModes runs f for a plain and a held rawSocket.

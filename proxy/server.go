@@ -259,9 +259,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // closes idle connections and open tunnels, then closes the upstream pools.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.conns.stop()
-	err := s.srv.ShutdownWithContext(ctx)
-	s.conns.waitResumed(ctx)
+	err := s.finishRequests(ctx)
 	s.tunnels.closeAll()
 	for _, up := range s.state.Load().upstreams {
 		up.close()
@@ -276,9 +274,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // drained, when set, is told how many tunnels are open once the requests
 // in flight are done.
 func (s *Server) Handover(ctx context.Context, drained func(tunnels int64)) error {
-	s.conns.stop()
-	err := s.srv.ShutdownWithContext(ctx)
-	s.conns.waitResumed(ctx)
+	err := s.finishRequests(ctx)
 	if drained != nil {
 		drained(s.tunnels.open.Load())
 	}
@@ -287,6 +283,16 @@ func (s *Server) Handover(ctx context.Context, drained func(tunnels int64)) erro
 	for _, up := range s.state.Load().upstreams {
 		up.close()
 	}
+	return err
+}
+
+// finishRequests stops accepting and parking, closes parked and idle
+// connections, and lets requests in flight finish until ctx ends, those
+// of connections resumed just before included.
+func (s *Server) finishRequests(ctx context.Context) error {
+	s.conns.stop()
+	err := s.srv.ShutdownWithContext(ctx)
+	s.conns.waitResumed(ctx)
 	return err
 }
 
