@@ -51,12 +51,10 @@ func mixedProfile(store *FileStore, paths []string) (cells, scanned, cands, byte
 		var args fasthttp.Args
 		args.Parse(p[len("/coupons/nearby?"):])
 		q, _ := ParseNearby(&args, h.opts.Load().Limits)
-		hashes, _ := Cover(nil, q.Lat, q.Lon, q.RadiusM, 5)
-		centreFirst(hashes, q.Lat, q.Lon, 5)
 		s := &search{}
-		s.reset(q, benchNow.UnixNano())
-		store.Cells(hashes, 5, s)
+		s.run(store, q, 5, benchNow.UnixNano())
 		scanned += float64(s.scanned)
+		hashes := s.hashes
 		for i := 0; i+5 <= len(hashes); i += 5 {
 			ix, ok := store.cells[string(hashes[i:i+5])]
 			if !ok {

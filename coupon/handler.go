@@ -152,16 +152,12 @@ func (h *Handler) nearby(ctx *fasthttp.RequestCtx, o *Options) {
 	}
 	s := h.scratch.Get().(*search)
 	defer h.release(s)
-	var err error
-	s.hashes, err = Cover(s.hashes[:0], q.Lat, q.Lon, q.RadiusM, o.Precision)
+	st, err := s.run(h.store, q, o.Precision, o.Now().UnixNano())
 	if errors.Is(err, ErrCoverTooLarge) {
 		h.counts.BadRequest.Add(1)
 		writeJSON(ctx, fasthttp.StatusBadRequest, errCoverTooLarge)
 		return
 	}
-	centreFirst(s.hashes, q.Lat, q.Lon, o.Precision)
-	s.reset(q, o.Now().UnixNano())
-	st, err := h.store.Cells(s.hashes, o.Precision, s)
 	if err != nil {
 		h.unavailable(ctx, o)
 		return

@@ -366,10 +366,8 @@ func TestAnswerDistanceRoundsAsTheFormula(t *testing.T) {
 		m[id] = mustParse(t, fmt.Sprintf(`{"id":%q,"lat":%v,"lon":%v}`, id, lat, lon))
 	}
 	store := NewMemoryStore(m, 5)
-	hashes, _ := Cover(nil, centre[0], centre[1], 30000, 5)
 	s := &search{}
-	s.reset(NearbyQuery{Lat: centre[0], Lon: centre[1], RadiusM: 30000, Limit: len(m)}, 0)
-	store.Cells(hashes, 5, s)
+	s.run(store, NearbyQuery{Lat: centre[0], Lon: centre[1], RadiusM: 30000, Limit: len(m)}, 5, 0)
 	if len(s.cands) < 2900 {
 		t.Fatalf("only %d candidates", len(s.cands))
 	}

@@ -50,6 +50,19 @@ func (s *search) reset(q NearbyQuery, now int64) {
 	s.scanned = 0
 }
 
+// run keeps in s the nearest coupons of q that store's cells hold: the
+// circle's cover (ErrCoverTooLarge past MaxCoverCells), the centre's cell
+// visited first so that the cut closes in early.
+func (s *search) run(store Store, q NearbyQuery, precision int, now int64) (Status, error) {
+	var err error
+	if s.hashes, err = Cover(s.hashes[:0], q.Lat, q.Lon, q.RadiusM, precision); err != nil {
+		return Miss, err
+	}
+	centreFirst(s.hashes, q.Lat, q.Lon, precision)
+	s.reset(q, now)
+	return store.Cells(s.hashes, precision, s)
+}
+
 // heapSlack is how far beyond the farthest held candidate a hav must be
 // for compare to decide against it from the hav alone: compare trusts hav
 // differences above 2e-14, and the slack doubles that so that the
