@@ -147,10 +147,21 @@ func (s *Store) missedCells(client rueidis.Client, since, e0 uint64, hashes []by
 		m := &sc.misses[i]
 		key := s.o.KeyPrefix + ":cell:" + string(hashes[m.index*precision:(m.index+1)*precision])
 		snap := flightSnap{epoch: e0, gen: s.stripeFor(key).Load(), lost: lost}
-		m.f, m.lead = s.flights.join(key[len(s.o.KeyPrefix)+1:], snap, since)
-		if m.lead {
-			keys, leads = append(keys, key), append(leads, m.f)
+		l1Key := key[len(s.o.KeyPrefix)+1:]
+		m.f, m.lead = s.flights.join(l1Key, snap, since)
+		if !m.lead {
+			continue
 		}
+		// A flight that finished between this request's lookup and its
+		// join left the cell fresh in L0: take it rather than read again.
+		sc.key = append(sc.key[:0], l1Key...)
+		if e, ok := s.l0.get(sc.key); ok && e.ix != nil && s.fresh(e.h, sc.key, s.now().UnixNano()) {
+			s.Stats.L0Hits.Add(1)
+			m.f.h, m.f.ix, m.f.st, m.f.err = e.h, e.ix, coupon.Hit, nil
+			s.flights.finish(l1Key, m.f)
+			continue
+		}
+		keys, leads = append(keys, key), append(leads, m.f)
 	}
 	// Each batch's flights finish as soon as it is read: two requests
 	// each waiting for a cell the other reads must not wait for each other.

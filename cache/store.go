@@ -482,6 +482,13 @@ func (s *Store) Coupon(id []byte) ([]byte, coupon.Status, error) {
 		return s.joinedCoupon(f, l, now)
 	}
 	defer s.flights.finish(l1Key, f)
+	// A flight that finished between this request's lookup and its join
+	// left a fresh entry: serve it rather than read Redis again.
+	if l := s.lookupL1(key, key, s.now().UnixNano()); l.fresh {
+		s.Stats.L1Hits.Add(1)
+		f.h, f.raw, f.st, f.err = l.h, found(l), coupon.Hit, nil
+		return found(l), coupon.Hit, nil
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.CommandTimeout)
 	var res rueidis.RedisResult
 	if lost {
