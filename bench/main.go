@@ -35,6 +35,7 @@ type settings struct {
 	cores    int    // cores of the system under test
 	rate     float64
 	write    bool // with -only: write the results (out, charts, README) all the same
+	baseline string // an edgeproxy binary run beside the one built here, "" none
 }
 
 // idleCounts parses -idle.
@@ -77,6 +78,7 @@ func main() {
 	flag.StringVar(&s.only, "only", "", `run only what a part of this comma-separated list names: scenarios ("pass 128", "nearby mixed"), "constant rate", "idle connections", "system calls"`)
 	flag.BoolVar(&s.write, "write", false, "with -only: write the report, the charts and the README summary all the same")
 	flag.Float64Var(&s.rate, "rate", 0, "constant rate in req/s (default: half of nginx's pass 128 B maximum)")
+	flag.StringVar(&s.baseline, "baseline", "", "also run this edgeproxy `binary` (built from another revision) wherever edgeproxy runs, alternating with it: an A/B of a change on the same noisy machine")
 	flag.IntVar(&s.cores, "cores", 1, "cores of the system under test: GOMAXPROCS for edgeproxy and the bare server, workers for nginx")
 	flag.Parse()
 	if s.short {

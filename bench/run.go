@@ -96,6 +96,15 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 		{name: "coupon nearby mixed", script: r.mixedScript, data: dataDense, conns: r.s.conns, anchor: "bare fasthttp",
 			systems: []string{"edgeproxy", "nginx proxy_cache", "bare fasthttp"}},
 	}
+	if r.s.baseline != "" {
+		const base = "edgeproxy baseline"
+		systems[base] = system{name: base, start: r.startBaseline, paths: systems["edgeproxy"].paths}
+		for i, sc := range scenarios {
+			if j := slices.Index(sc.systems, "edgeproxy"); j >= 0 {
+				scenarios[i].systems = slices.Insert(slices.Clone(sc.systems), j+1, base)
+			}
+		}
+	}
 	runs := map[string][]result{}
 	for round := 0; round < r.s.rounds; round++ {
 		for _, sc := range scenarios {

@@ -65,6 +65,11 @@ command_timeout = "5s"
 
 func (r *runner) startEdge(data string) (*exec.Cmd, string, error) { return r.startEdgeWith(data, "") }
 
+// startBaseline is startEdge with -baseline's binary.
+func (r *runner) startBaseline(data string) (*exec.Cmd, string, error) {
+	return r.startEdgeBin(r.s.baseline, data, "")
+}
+
 // edgeGzip is the [compression] table of the "edgeproxy gzip" system: gzip
 // only, at the level nginx's location /json/ uses (gzip 6 = "default").
 const edgeGzip = `
@@ -118,6 +123,10 @@ func (r *runner) startEdgeFiles(data string) (*exec.Cmd, string, error) {
 
 // startEdgeWith starts edgeproxy with the bench config for data plus extra TOML.
 func (r *runner) startEdgeWith(data, extra string) (*exec.Cmd, string, error) {
+	return r.startEdgeBin(r.edgeBin, data, extra)
+}
+
+func (r *runner) startEdgeBin(bin, data, extra string) (*exec.Cmd, string, error) {
 	if data == "" {
 		data = dataSample
 	}
@@ -126,7 +135,7 @@ func (r *runner) startEdgeWith(data, extra string) (*exec.Cmd, string, error) {
 	if err := os.WriteFile(cfg, []byte(r.edgeConfig(addr, admin, filepath.Join(r.dir, "edge-access.log"), data)+extra), 0o644); err != nil {
 		return nil, "", err
 	}
-	cmd, err := r.start(r.sutCPUs, []string{r.gomaxprocs()}, r.edgeBin, "-config", cfg)
+	cmd, err := r.start(r.sutCPUs, []string{r.gomaxprocs()}, bin, "-config", cfg)
 	if err != nil {
 		return nil, "", err
 	}
