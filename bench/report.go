@@ -154,7 +154,7 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 			fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(filepath.Base(c), ".svg"), filepath.Base(c))
 		}
 	}
-	b.WriteString("\nReproduce with `make bench` (about 15 minutes) from the repository root; `make bench-short` is a quick smoke run; `go run ./bench -help` lists the options (`-only`, `-cores`, `-rate`, `-profile`).\n")
+	b.WriteString("\nReproduce with `make bench` (about 15 minutes) from the repository root; `make bench-short` is a quick smoke run; `go run ./bench -help` lists the options (`-only`, `-cores`, `-rate`, `-profile`, and `-baseline` to run a binary built from another revision beside this one).\n")
 	return b.String()
 }
 
