@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,7 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 		if cc.raw != nil && l.guard && l.table.poll != nil {
 			cc.parkable = true
 			cc.park.phase.Store(phaseWaiting) // for its first request
+			cc.raw.held = true                // peerclose.go
 		}
 		if l.table.admit(cc) {
 			return cc, nil
@@ -63,6 +65,11 @@ type clientConn struct {
 	raw      *rawSocket // sock, when it is a TCP socket
 	parkable bool
 	park     parkState
+	// watching: the poll set watches the socket for its peer's close;
+	// closeLater: a close from another goroutine shut the socket down
+	// under a held Read (peerclose.go).
+	watching   bool
+	closeLater atomic.Bool
 }
 
 func (c *clientConn) SetDeadline(t time.Time) error {
@@ -107,7 +114,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 	}
-	n, err := c.sock.Read(p)
+	n, err := c.readSocket(p)
 	if c.parkable && n == 0 && c.waitEnded(err) {
 		return 0, io.EOF // fasthttp lets the connection go; Close parks it
 	}

@@ -60,15 +60,19 @@ type parkState struct {
 	// connection it sees waiting with the same count twice.
 	waits    atomic.Uint32
 	lastSeen uint32 // the count the last sweep saw; only the sweeper uses it
-	// kickMu is held by the sweeper while it arms the waking deadline, so
-	// the connection's goroutine can tell when it is done.
-	kickMu sync.Mutex
+	// kickMu is held by the sweeper and the poll loop while they arm a
+	// waking deadline, so the connection's goroutine can tell when they
+	// are done. Under it: drainedWait, a held Read waits without having
+	// read first; peerClosed, the poll set reported the peer's close
+	// (peerclose.go).
+	kickMu                  sync.Mutex
+	drainedWait, peerClosed bool
 	// until is when a parked connection is closed: the read deadline
 	// fasthttp had set for the wait (idle or first-byte timeout).
 	until time.Time
 	// inSet: the socket, whose descriptor is fd, is in the poll set (it
-	// stays there, disarmed, while fasthttp serves it, and leaves it when
-	// closed).
+	// stays there, disarmed or watched for its peer's close, while
+	// fasthttp serves it, and leaves it when closed).
 	inSet bool
 	fd    int
 }
@@ -89,6 +93,7 @@ type connTable struct {
 	mu      sync.Mutex
 	conns   map[*clientConn]struct{}
 	parked  map[int]*clientConn // by file descriptor
+	watched map[int]*clientConn // served, watched for the peer's close (peerclose.go)
 	started bool
 	stopped bool
 	open    atomic.Int64
@@ -102,7 +107,7 @@ type connTable struct {
 
 func newConnTable(max int, every time.Duration, atOnceAbove int, serve func(net.Conn) error, log *zap.Logger) *connTable {
 	return &connTable{max: max, every: every, atOnceAbove: int64(atOnceAbove), serve: serve, log: log,
-		conns: map[*clientConn]struct{}{}, parked: map[int]*clientConn{}, done: make(chan struct{}), work: make(chan *clientConn)}
+		conns: map[*clientConn]struct{}{}, parked: map[int]*clientConn{}, watched: map[int]*clientConn{}, done: make(chan struct{}), work: make(chan *clientConn)}
 }
 
 func (t *connTable) crowded() bool { return t.open.Load() > t.atOnceAbove }
@@ -153,6 +158,7 @@ func (t *connTable) remove(c *clientConn) {
 	t.mu.Lock()
 	_, ok := t.conns[c]
 	delete(t.conns, c)
+	t.unwatchLocked(c)
 	t.mu.Unlock()
 	if ok {
 		t.open.Add(-1)
@@ -210,7 +216,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 // park takes c from fasthttp into the poll set; called by c.Close.
 func (t *connTable) park(c *clientConn) {
 	var err error
-	if !c.park.inSet {
+	if !c.raw.release() { // a parked socket keeps no coroutine
+		err = errReadUnderWay // only fasthttp's own Close parks, between Reads
+	}
+	c.watching = false // parking's registration replaces the watch
+	if err == nil && !c.park.inSet {
 		// Read once: the descriptor stays the socket's until it closes.
 		err = c.raw.rc.Control(func(fd uintptr) { c.park.fd = int(fd) })
 	}
@@ -219,6 +229,7 @@ func (t *connTable) park(c *clientConn) {
 		err = errStopped
 	}
 	if err == nil {
+		t.unwatchLocked(c)
 		t.parked[c.park.fd] = c
 		if err = t.poll.arm(c.park.fd, !c.park.inSet); err != nil {
 			delete(t.parked, c.park.fd)
@@ -231,7 +242,10 @@ func (t *connTable) park(c *clientConn) {
 	}
 }
 
-var errStopped = errors.New("stopped")
+var (
+	errStopped      = errors.New("stopped")
+	errReadUnderWay = errors.New("a read is under way")
+)
 
 // pollLoop resumes parked connections as their bytes arrive and closes
 // those whose timeout has passed.
@@ -254,13 +268,19 @@ func (t *connTable) pollLoop() {
 		for _, fd := range ready {
 			t.mu.Lock()
 			c := t.parked[fd]
+			w := t.watched[fd]
 			if c != nil {
 				delete(t.parked, fd)
 				t.resumed.Add(1)
+			} else if w != nil {
+				delete(t.watched, fd) // the report disarmed it
 			}
 			t.mu.Unlock()
-			if c != nil {
+			switch {
+			case c != nil:
 				t.dispatch(c)
+			case w != nil:
+				w.peerMayHaveClosed()
 			}
 		}
 		if now := time.Now(); now.Sub(lastExpiry) >= time.Second {
@@ -413,6 +433,10 @@ func (c *clientConn) upgraded() {
 	if c.table != nil {
 		c.table.remove(c)
 	}
+	// A tunnel reads and closes from goroutines of its own: plain reads.
+	if c.raw != nil && c.raw.held && c.raw.release() {
+		c.raw.held = false
+	}
 }
 
 // waiting is told that fasthttp waits for the next request.
@@ -453,6 +477,11 @@ func (c *clientConn) activated() {
 // closeOrPark is Close: a connection whose wait ended to park it goes to
 // the table; any other is closed once.
 func (c *clientConn) closeOrPark() error {
+	if c.closeLater.CompareAndSwap(true, false) {
+		// fasthttp's own Close, after its shutdown shut the connection
+		// down under a held Read (closeSocket).
+		return c.closeSocket()
+	}
 	if !c.parkable {
 		if c.table != nil {
 			c.table.remove(c)
@@ -471,7 +500,7 @@ func (c *clientConn) closeOrPark() error {
 		default:
 			if c.park.phase.CompareAndSwap(p, phaseClosed) {
 				c.table.remove(c)
-				return c.Conn.Close()
+				return c.closeSocket()
 			}
 		}
 	}

@@ -54,7 +54,22 @@ func (p *pollSet) arm(fd int, add bool) error {
 	if add {
 		op = syscall.EPOLL_CTL_ADD
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+	return p.ctl(fd, op, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
+}
+
+// watchClose asks for one report when fd's peer closed (or the socket
+// failed), not for bytes; add: fd is not in the set yet. A report of a
+// pending close comes at once.
+func (p *pollSet) watchClose(fd int, add bool) error {
+	op := syscall.EPOLL_CTL_MOD
+	if add {
+		op = syscall.EPOLL_CTL_ADD
+	}
+	return p.ctl(fd, op, syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
+}
+
+func (p *pollSet) ctl(fd, op int, events uint32) error {
+	ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
 	return os.NewSyscallError("epoll_ctl", syscall.EpollCtl(p.epfd, op, fd, &ev))
 }
 

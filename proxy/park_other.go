@@ -16,5 +16,6 @@ func newPollSet() (*pollSet, error) {
 }
 
 func (*pollSet) arm(int, bool) error                          { return errors.ErrUnsupported }
+func (*pollSet) watchClose(int, bool) error                   { return errors.ErrUnsupported }
 func (*pollSet) wait(r []int, _ time.Duration) ([]int, error) { return r, errors.ErrUnsupported }
 func (*pollSet) close()                                       {}

@@ -47,12 +47,15 @@ type rawSocket struct {
 	// mu is held by a held Read for its whole wait, so that closeConn can
 	// tell from another goroutine whether one is under way. A pooled
 	// connection's coroutine is a parked goroutine: a few KiB of stack.
-	mu      sync.Mutex
-	next    func() (struct{}, bool)
-	stop    func()
-	yield   func(struct{}) bool // the coroutine's, while it runs
-	heldFn  func(fd uintptr) bool
-	drained bool  // the last read came back short: the socket was empty
+	mu     sync.Mutex
+	next   func() (struct{}, bool)
+	stop   func()
+	yield  func(struct{}) bool // the coroutine's, while it runs
+	heldFn func(fd uintptr) bool
+	// drained: the last read came back short, the socket was empty. Only
+	// the reading goroutine touches it (a close from another goroutine
+	// leaves it).
+	drained bool
 	pollErr error // the poller's error (deadline, closed) for the held Read
 }
 
@@ -152,16 +155,17 @@ func (s *rawSocket) readOnce(fd uintptr) bool {
 // Read may wait for the poller at once, as nginx waits for epoll after a
 // short recv. Switching to the coroutine and back costs far less.
 //
-// Only the wait for an answer's start skips the read (waitIfDrained). A
-// short read may have taken the last bytes before a FIN that arrived with
-// them, under the same readiness; a read after it would answer EOF at once,
-// but a wait would wait for good. nginx learns of that FIN from epoll's
-// EPOLLRDHUP, which Go's poller does not pass on. Before an answer's start
-// the FIN would have come after the previous answer's last bytes, on a
-// connection fasthttp kept: the request written into a closed socket
-// draws a reset, which wakes the wait. A response body, which may end at
-// the close, and a client's next request (a client may half-close after
-// its last request and wait for the close) are read first, as always.
+// A wrapper says before each Read whether the wait may skip the read
+// (waitIfDrained). A short read may have taken the last bytes before a
+// FIN that arrived with them, under the same readiness; a read after it
+// would answer EOF at once, but a wait would wait for good. nginx learns
+// of that FIN from epoll's EPOLLRDHUP, which Go's poller does not pass on.
+// On an upstream connection only the wait for an answer's start skips the
+// read: the FIN would have come after the previous answer's last bytes,
+// on a connection fasthttp kept, and the request written into a closed
+// socket draws a reset, which wakes the wait; a response body, which may
+// end at the close, is read first. A client connection skips it while the
+// parking poll set watches the socket for the peer's close (peerclose.go).
 func (s *rawSocket) heldRead() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,6 +186,7 @@ func (s *rawSocket) readLoop(yield func(struct{}) bool) {
 		if s.yield == nil {
 			return // released
 		}
+		s.drained = false // the next call reads before it waits
 		s.pollErr = err
 		if errors.Is(err, net.ErrClosed) {
 			return // nothing more to read: no need to wait for release
@@ -210,6 +215,18 @@ func (s *rawSocket) heldOnce(fd uintptr) bool {
 			return false
 		}
 	}
+}
+
+// release ends the reading coroutine unless a held Read is under way in
+// another goroutine; it reports whether no coroutine is left.
+func (s *rawSocket) release() bool {
+	if !s.mu.TryLock() {
+		return false
+	}
+	s.stopLocked()
+	s.drained = false // a new coroutine reads before it waits
+	s.mu.Unlock()
+	return true
 }
 
 // closeUnlessHeld ends the reading coroutine and closes with close, unless
