@@ -34,7 +34,7 @@ type settings struct {
 	only     string // run only scenarios whose name contains this
 	cores    int    // cores of the system under test
 	rate     float64
-	write    bool // with -only: write the results (out, charts, README) all the same
+	write    bool   // with -only: write the results (out, charts, README) all the same
 	baseline string // an edgeproxy binary run beside the one built here, "" none
 }
 
