@@ -34,6 +34,10 @@ func TestHeldReadSeesBytesThatCameDuringARequest(t *testing.T) {
 			o.Routes = []RouteOptions{{PathPrefix: "/", Upstream: "up"}}
 			addr, _ := startProxy(t, o)
 			k := dialKeepAlive(t, addr)
+			for _, p := range []string{"/1", "/2", "/3"} { // reads are held from the second answer on
+				k.get(t, p)
+				<-arrived
+			}
 			_ = k.c.SetDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprint(k.c, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
 			<-arrived // the proxy read the first request and waits on it
@@ -105,7 +109,8 @@ func TestShutdownClosesIdleConnectionUnderHeldRead(t *testing.T) {
 // request that arrived while the one before was answered, or behind a
 // body sent in two parts. The FIN may come under the same readiness as
 // the last bytes, which a held wait would never see without the poll
-// set's report (peerclose.go). Sweeps are an hour apart, so parking,
+// set's report (peerclose.go). Reads are held from a connection's second
+// answer on; the first request is read plainly. Sweeps are an hour apart, so parking,
 // which would also find the FIN, cannot hide a hang.
 func TestHalfClosingClientGetsTheClose(t *testing.T) {
 	release := make(chan struct{})
@@ -137,7 +142,8 @@ func TestHalfClosingClientGetsTheClose(t *testing.T) {
 			{"after requests", []string{"/1", "/2"}, func(t *testing.T, c net.Conn) {
 				fmt.Fprint(c, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
 			}, []string{"/b"}},
-			{"arriving during a request", []string{"/1"}, func(t *testing.T, c net.Conn) {
+			// The poll set watches the socket from the wait after /3 on.
+			{"arriving during a request", []string{"/1", "/2", "/3"}, func(t *testing.T, c net.Conn) {
 				fmt.Fprint(c, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
 				<-arrived
 				fmt.Fprint(c, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -145,7 +151,7 @@ func TestHalfClosingClientGetsTheClose(t *testing.T) {
 				time.Sleep(20 * time.Millisecond) // let the FIN land before the proxy reads; not a synchronisation
 				release <- struct{}{}
 			}, []string{"/slow", "/c"}},
-			{"body in two parts", []string{"/1"}, func(t *testing.T, c net.Conn) {
+			{"body in two parts", []string{"/1", "/2", "/3"}, func(t *testing.T, c net.Conn) {
 				fmt.Fprint(c, "POST /d HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n01234")
 				time.Sleep(20 * time.Millisecond) // let the proxy wait for the rest; not a synchronisation
 				fmt.Fprint(c, "56789")

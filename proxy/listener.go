@@ -42,7 +42,6 @@ func (l *lazyListener) Accept() (net.Conn, error) {
 		if cc.raw != nil && l.guard && l.table.poll != nil {
 			cc.parkable = true
 			cc.park.phase.Store(phaseWaiting) // for its first request
-			cc.raw.held = true                // peerclose.go
 		}
 		if l.table.admit(cc) {
 			return cc, nil
@@ -70,6 +69,7 @@ type clientConn struct {
 	// under a held Read (peerclose.go).
 	watching   bool
 	closeLater atomic.Bool
+	tunnel     bool // upgraded: a tunnel reads it plainly
 }
 
 func (c *clientConn) SetDeadline(t time.Time) error {
@@ -92,6 +92,11 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 func (c *clientConn) Read(p []byte) (int, error) {
 	if err := c.guard.failure(); err != nil {
 		return 0, err
+	}
+	if c.parkable && !c.tunnel {
+		// From the wait after a connection's second answer on: one that
+		// makes a request and then idles never has a coroutine to drop.
+		c.holdReads(c.park.waits.Load() >= 2 && !c.table.crowded())
 	}
 	if c.parkable && c.park.phase.Load() == phaseWaiting && c.table.crowded() {
 		// Many connections are open: an idle one parks as soon as its

@@ -434,8 +434,9 @@ func (c *clientConn) upgraded() {
 		c.table.remove(c)
 	}
 	// A tunnel reads and closes from goroutines of its own: plain reads.
-	if c.raw != nil && c.raw.held && c.raw.release() {
-		c.raw.held = false
+	c.tunnel = true
+	if c.parkable {
+		c.holdReads(false)
 	}
 }
 

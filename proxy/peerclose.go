@@ -28,6 +28,19 @@ import (
 // report that came while the connection was busy makes its next wait read
 // first. Either costs nothing per request.
 
+// holdReads turns held reads on or off. A coroutine that a connection
+// drops when it parks leaves its goroutine and stack behind as garbage:
+// 0.3 KiB more RSS per idle connection at 10,000 when each held one. So a
+// connection holds its reads only from its second request on, and not
+// while many connections are open (an idle one then parks at its first
+// read that finds nothing: a wait never skips a read).
+func (c *clientConn) holdReads(on bool) {
+	if c.raw.held == on || !on && !c.raw.release() {
+		return
+	}
+	c.raw.held = on
+}
+
 // beginDrainedWait reports whether c may wait for its next request
 // without reading first: the poll set watches for its peer's close, and
 // no report of one is pending.
@@ -101,7 +114,7 @@ func (c *clientConn) readSocket(p []byte) (int, error) {
 // reader may need before it reads again. The reader sees the end, and its
 // fasthttp loop closes c again (closeOrPark), which closes the socket.
 func (c *clientConn) closeSocket() error {
-	if c.raw == nil || !c.raw.held {
+	if c.raw == nil {
 		return c.Conn.Close()
 	}
 	if closed, err := c.raw.closeUnlessHeld(c.Conn.Close); closed {
