@@ -138,3 +138,18 @@ func TestParsePerfStat(t *testing.T) {
 		t.Errorf("table:\n%s", tab)
 	}
 }
+
+func TestParseIPIs(t *testing.T) {
+	out := "CPU0,300,,ipi:ipi_send_cpu,1,100.00,,\nCPU1,900,,ipi:ipi_send_cpu,1,100.00,,\n" +
+		"CPU0,100,,irq_vectors:reschedule_entry,1,100.00,,\nCPU0,<not counted>,,irq_vectors:call_function_entry,1,0,,\n"
+	sent, taken := parseIPIs(out, cpuNames("0"), 100)
+	if sent != 3 || taken != 1 {
+		t.Errorf("CPU0: sent %v, taken %v; want 3, 1", sent, taken)
+	}
+	if sent, _ := parseIPIs(out, cpuNames("0-1"), 100); sent != 12 {
+		t.Errorf("CPU0-1: sent %v, want 12", sent)
+	}
+	if sent, taken := parseIPIs("", cpuNames("0"), 100); sent != -1 || taken != -1 {
+		t.Errorf("nothing counted: %v %v, want -1 -1", sent, taken)
+	}
+}

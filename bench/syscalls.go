@@ -19,6 +19,10 @@ type syscallResult struct {
 	writes, waits    float64 // write, writev, sendto, sendmsg, sendfile; epoll_wait, epoll_pwait
 	ctl, futex       float64 // epoll_ctl; futex, nanosleep (the runtime's thread wake-ups)
 	switches         float64 // context switches
+	// Inter-processor interrupts sent and taken by the system's cores
+	// (all processes on them, perf stat -a), per request; -1: not counted.
+	// A write that wakes a reader sleeping on the other core sends one.
+	ipisSent, ipisTaken float64
 }
 
 func (x syscallResult) other() float64 {
@@ -66,8 +70,8 @@ func (r *runner) syscalls(systems map[string]system, scenarios []scenario) ([]sy
 			if err != nil {
 				return nil, fmt.Errorf("syscalls %s / %s: %w", sc.name, sysName, err)
 			}
-			r.logf("syscalls %-12s %-10s per request: %.2f (reads %.2f, writes %.2f, epoll waits %.2f, epoll_ctl %.2f, futex+nanosleep %.2f), %.2f context switches",
-				sc.name, sysName, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches)
+			r.logf("syscalls %-12s %-10s per request: %.2f (reads %.2f, writes %.2f, epoll waits %.2f, epoll_ctl %.2f, futex+nanosleep %.2f), %.2f context switches, IPIs sent %s, taken %s",
+				sc.name, sysName, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches, perRequest(x.ipisSent), perRequest(x.ipisTaken))
 			out = append(out, x)
 		}
 	}
@@ -99,10 +103,18 @@ func (r *runner) syscallsOnce(sys system, sc scenario) (syscallResult, error) {
 	if err := perf.Start(); err != nil {
 		return syscallResult{}, err
 	}
+	ipiPerf := exec.Command("perf", "stat", "-a", "-A", "-x", ",", "-e", strings.Join(ipiEvents, ","))
+	var ipiOut bytes.Buffer
+	ipiPerf.Stderr = &ipiOut
+	ipiStarted := ipiPerf.Start() == nil
 	time.Sleep(200 * time.Millisecond) // perf attaches before the load starts
 	res, err := r.wrk(pid, url, sc.script, sc.conns, r.s.duration)
 	perf.Process.Signal(syscall.SIGINT)
 	perf.Wait()
+	if ipiStarted {
+		ipiPerf.Process.Signal(syscall.SIGINT)
+		ipiPerf.Wait()
+	}
 	if err != nil {
 		return syscallResult{}, err
 	}
@@ -111,6 +123,7 @@ func (r *runner) syscallsOnce(sys system, sc scenario) (syscallResult, error) {
 	}
 	x := parsePerfStat(perfOut.String(), res.requests)
 	x.scenario, x.system = sc.name, sys.name
+	x.ipisSent, x.ipisTaken = parseIPIs(ipiOut.String(), cpuNames(r.sutCPUs), res.requests)
 	if x.all == 0 {
 		return x, fmt.Errorf("perf stat counted nothing:\n%s", perfOut.String())
 	}
@@ -145,6 +158,64 @@ func parsePerfStat(out string, requests float64) syscallResult {
 	return x
 }
 
+// ipiEvents: IPIs sent, and the kinds a core takes for wake-ups and
+// remote function calls.
+var ipiEvents = []string{"ipi:ipi_send_cpu", "ipi:ipi_send_cpumask",
+	"irq_vectors:reschedule_entry", "irq_vectors:call_function_single_entry", "irq_vectors:call_function_entry"}
+
+// parseIPIs reads perf stat -a -A -x, output (CPU,value,unit,event,...)
+// into IPIs sent and taken per request by the cores in cpus; -1 when
+// nothing was counted.
+func parseIPIs(out string, cpus map[string]bool, requests float64) (sent, taken float64) {
+	sent, taken = -1, -1
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Split(l, ",")
+		if len(f) < 4 || !cpus[f[0]] {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		v /= requests
+		if strings.HasPrefix(f[3], "ipi:") {
+			sent = max(sent, 0) + v
+		} else {
+			taken = max(taken, 0) + v
+		}
+	}
+	return sent, taken
+}
+
+// cpuNames turns a taskset list ("0", "0-1", "0,2") into perf's CPU names.
+func cpuNames(list string) map[string]bool {
+	names := map[string]bool{}
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			continue
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				continue
+			}
+		}
+		for c := a; c <= b; c++ {
+			names["CPU"+strconv.Itoa(c)] = true
+		}
+	}
+	return names
+}
+
+func perRequest(v float64) string {
+	if v < 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	return s
@@ -156,10 +227,10 @@ func syscallTable(xs []syscallResult) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\n## System calls per request\n\nCounted by `perf stat` (the `raw_syscalls` and `syscalls` tracepoints, and context switches) in the process and its children while wrk saturates it, divided by the requests wrk completed; one run each. Reads are read, readv, recvfrom and recvmsg; writes are write, writev, sendto, sendmsg and sendfile; futex and nanosleep are the Go runtime waking and parking its threads.\n\n| scenario | system | system calls | reads | writes | epoll waits | epoll_ctl | futex + nanosleep | other | context switches |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n## System calls per request\n\nCounted by `perf stat` (the `raw_syscalls` and `syscalls` tracepoints, and context switches) in the process and its children while wrk saturates it, divided by the requests wrk completed; one run each. Reads are read, readv, recvfrom and recvmsg; writes are write, writev, sendto, sendmsg and sendfile; futex and nanosleep are the Go runtime waking and parking its threads. *IPIs sent* and *taken* are the inter-processor interrupts of the system's own cores (everything on them, `perf stat -a`): a write that wakes a reader sleeping on the load's core sends one, and on a virtual machine each costs the sender a trip through the hypervisor.\n\n| scenario | system | system calls | reads | writes | epoll waits | epoll_ctl | futex + nanosleep | other | context switches | IPIs sent | IPIs taken |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range xs {
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
-			x.scenario, x.system, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.other(), x.switches)
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
+			x.scenario, x.system, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.other(), x.switches, perRequest(x.ipisSent), perRequest(x.ipisTaken))
 	}
 	return b.String()
 }
