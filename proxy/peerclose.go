@@ -31,9 +31,9 @@ import (
 // holdReads turns held reads on or off. A coroutine that a connection
 // drops when it parks leaves its goroutine and stack behind as garbage:
 // 0.3 KiB more RSS per idle connection at 10,000 when each held one. So a
-// connection holds its reads only from its second request on, and not
-// while many connections are open (an idle one then parks at its first
-// read that finds nothing: a wait never skips a read).
+// connection holds its reads only from the wait after its second answer
+// on, and not while many connections are open (an idle one then parks at
+// its first read that finds nothing: a wait never skips a read).
 func (c *clientConn) holdReads(on bool) {
 	if c.raw.held == on || !on && !c.raw.release() {
 		return
