@@ -46,13 +46,30 @@ func (k *keepAliveClient) get(t *testing.T, path string) (int, string) {
 	if _, err := fmt.Fprintf(k.c, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", path); err != nil {
 		t.Fatal(err)
 	}
+	return k.read(t, "GET "+path)
+}
+
+// read reads the next answer; what names it in a failure.
+func (k *keepAliveClient) read(t *testing.T, what string) (int, string) {
+	t.Helper()
 	resp, err := http.ReadResponse(k.br, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, string(b)
+}
+
+// answers reads one answer for each body in want, in order, and checks
+// its body.
+func (k *keepAliveClient) answers(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if _, body := k.read(t, w); body != w {
+			t.Fatalf("got %q, want %q", body, w)
+		}
+	}
 }
 
 func parkedConns(s *Server) int64 { return s.conns.parkedConns() }
