@@ -93,12 +93,13 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if err := c.guard.failure(); err != nil {
 		return 0, err
 	}
+	crowded := c.parkable && c.table.crowded()
 	if c.parkable && !c.tunnel {
 		// From the wait after a connection's second answer on: one that
 		// makes a request and then idles never has a coroutine to drop.
-		c.holdReads(c.park.waits.Load() >= 2 && !c.table.crowded())
+		c.holdReads(c.park.waits.Load() >= 2 && !crowded)
 	}
-	if c.parkable && c.park.phase.Load() == phaseWaiting && c.table.crowded() {
+	if crowded && c.park.phase.Load() == phaseWaiting {
 		// Many connections are open: an idle one parks as soon as its
 		// next request is not there yet, rather than after a sweep.
 		n, err := c.raw.tryRead(p)

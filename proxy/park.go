@@ -220,9 +220,8 @@ func (t *connTable) park(c *clientConn) {
 		err = errReadUnderWay // only fasthttp's own Close parks, between Reads
 	}
 	c.watching = false // parking's registration replaces the watch
-	if err == nil && !c.park.inSet {
-		// Read once: the descriptor stays the socket's until it closes.
-		err = c.raw.rc.Control(func(fd uintptr) { c.park.fd = int(fd) })
+	if err == nil {
+		err = c.learnFd()
 	}
 	t.mu.Lock()
 	if err == nil && t.stopped {
@@ -240,6 +239,15 @@ func (t *connTable) park(c *clientConn) {
 	if err != nil {
 		t.closeConn(c)
 	}
+}
+
+// learnFd reads c's descriptor before its first registration in the poll
+// set: it stays the socket's until the socket closes.
+func (c *clientConn) learnFd() error {
+	if c.park.inSet {
+		return nil
+	}
+	return c.raw.rc.Control(func(fd uintptr) { c.park.fd = int(fd) })
 }
 
 var (

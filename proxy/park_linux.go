@@ -50,25 +50,21 @@ func newPollSet() (*pollSet, error) {
 // is not in the set yet. A socket stays in the set, disarmed by its
 // report, while it is served, so parking it again is one system call.
 func (p *pollSet) arm(fd int, add bool) error {
-	op := syscall.EPOLL_CTL_MOD
-	if add {
-		op = syscall.EPOLL_CTL_ADD
-	}
-	return p.ctl(fd, op, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
+	return p.ctl(fd, add, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
 }
 
 // watchClose asks for one report when fd's peer closed (or the socket
 // failed), not for bytes; add: fd is not in the set yet. A report of a
 // pending close comes at once.
 func (p *pollSet) watchClose(fd int, add bool) error {
+	return p.ctl(fd, add, syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
+}
+
+func (p *pollSet) ctl(fd int, add bool, events uint32) error {
 	op := syscall.EPOLL_CTL_MOD
 	if add {
 		op = syscall.EPOLL_CTL_ADD
 	}
-	return p.ctl(fd, op, syscall.EPOLLRDHUP|syscall.EPOLLONESHOT)
-}
-
-func (p *pollSet) ctl(fd, op int, events uint32) error {
 	ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
 	return os.NewSyscallError("epoll_ctl", syscall.EpollCtl(p.epfd, op, fd, &ev))
 }

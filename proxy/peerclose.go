@@ -126,11 +126,8 @@ func (c *clientConn) closeSocket() error {
 
 // watch asks the poll set to report c's peer closing; c's goroutine only.
 func (t *connTable) watch(c *clientConn) bool {
-	if !c.park.inSet {
-		// Read once: the descriptor stays the socket's until it closes.
-		if err := c.raw.rc.Control(func(fd uintptr) { c.park.fd = int(fd) }); err != nil {
-			return false
-		}
+	if c.learnFd() != nil {
+		return false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
