@@ -55,17 +55,17 @@ func mixedProfile(store *FileStore, paths []string) (cells, scanned, cands, byte
 		s.run(store, q, 5, benchNow.UnixNano())
 		scanned += float64(s.scanned)
 		hashes := s.hashes
+		box := BoxAround(q.Lat, q.Lon, q.RadiusM)
 		for i := 0; i+5 <= len(hashes); i += 5 {
 			ix, ok := store.cells[string(hashes[i:i+5])]
 			if !ok {
 				continue
 			}
 			cells++
-			box := BoxAround(q.Lat, q.Lon, q.RadiusM)
 			lo := sort.SearchFloat64s(ix.lat, box.LatMin)
 			hi := sort.SearchFloat64s(ix.lat, math.Nextafter(box.LatMax, math.Inf(1)))
-			for i := lo; i < hi; i++ {
-				if c := ix.Coupon(i); c.ValidAt(s.now) && DistanceM(q.Lat, q.Lon, c.Lat, c.Lon) <= q.RadiusM {
+			for j := lo; j < hi; j++ {
+				if c := ix.Coupon(j); c.ValidAt(s.now) && DistanceM(q.Lat, q.Lon, c.Lat, c.Lon) <= q.RadiusM {
 					cands++
 				}
 			}
