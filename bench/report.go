@@ -105,17 +105,17 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 
 	if len(rate) > 0 {
 		fmt.Fprintf(&b, "\n## Constant rate\n\n%.0f req/s (half of nginx's 128-byte pass-through maximum unless -rate says otherwise), offered at a fixed schedule by the repository's own load generator (`bench -loadgen`); latency counts from each request's scheduled start, so stalls are not hidden (no coordinated omission).", rate[0].rate)
-		b.WriteString(" The evidence columns say where a spike came from: *run-queue wait* is how long the system under test's threads were runnable but not running (other processes on its core: the machine), from /proc/PID/task/*/schedstat;" +
+		b.WriteString(" The evidence columns say where a spike came from: *busy* is the system's CPU time over the run's wall time (its core's load: the nearer 1, the longer a stall's backlog takes to drain); *run-queue wait* is how long the system under test's threads were runnable but not running (other processes on its core: the machine), from /proc/PID/task/*/schedstat;" +
 			" *steal* is the hypervisor's, all CPUs; for edgeproxy, *GC pauses* counts the runtime's stop-the-world pauses (two per cycle) with the largest one's histogram bucket, and *sched* is how long goroutines waited for a thread (bucket bounds), both from /metrics.\n\n")
-		b.WriteString("| system | rate req/s | p50 | p99 | p99.9 | max | sent | failed | run-queue wait | steal | GC pauses (max) | sched p99.9 / max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| system | rate req/s | p50 | p99 | p99.9 | max | sent | failed | busy | run-queue wait | steal | GC pauses (max) | sched p99.9 / max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range rate {
 			gc, sched := "—", "—"
 			if x.system == "edgeproxy" {
 				gc = fmt.Sprintf("%.0f (≤ %s)", x.ev.gcPauses, fmtDur(x.ev.gcPauseMax))
 				sched = fmt.Sprintf("≤ %s / ≤ %s", fmtDur(x.ev.schedP999), fmtDur(x.ev.schedMax))
 			}
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s |\n", x.system, x.rate, fmtDur(x.p50), fmtDur(x.p99), fmtDur(x.p999), fmtDur(x.max), x.sent, x.failed,
-				fmtDur(x.ev.runqWait), fmtDur(x.ev.steal), gc, sched)
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %d | %.0f%% | %s | %s | %s | %s |\n", x.system, x.rate, fmtDur(x.p50), fmtDur(x.p99), fmtDur(x.p999), fmtDur(x.max), x.sent, x.failed,
+				100*x.ev.busy, fmtDur(x.ev.runqWait), fmtDur(x.ev.steal), gc, sched)
 		}
 	}
 

@@ -133,8 +133,8 @@ func TestParsePerfStat(t *testing.T) {
 	if o := x.other(); o < 0.799 || o > 0.801 {
 		t.Errorf("other = %v, want 0.8", o)
 	}
-	x.scenario, x.system = "pass 128 B", "edgeproxy"
-	if tab := syscallTable([]syscallResult{x}); !strings.Contains(tab, "| pass 128 B | edgeproxy | 5.00 | 1.50 | 1.00 | 1.50 | 0.00 | 0.20 | 0.80 | 0.12 |") {
+	x.scenario, x.system, x.userUs, x.sysUs = "pass 128 B", "edgeproxy", 7.25, 20
+	if tab := syscallTable([]syscallResult{x}); !strings.Contains(tab, "| pass 128 B | edgeproxy | 7.2 | 20.0 | 5.00 | 1.50 | 1.00 | 1.50 | 0.00 | 0.20 | 0.80 | 0.12 |") {
 		t.Errorf("table:\n%s", tab)
 	}
 }

@@ -364,8 +364,8 @@ func (r *runner) constantRate(systems map[string]system) ([]rateResult, error) {
 				return nil, fmt.Errorf("loadgen output %q: %v", b, err)
 			}
 			rr.rate, rr.system, rr.ev = rate, name, ev
-			r.logf("constant %.0f req/s  %-10s p50 %v p99 %v p99.9 %v max %v  sent %d failed %d  run-queue wait %v steal %v GC pauses %.0f (max ≤%v) sched p99.9 ≤%v max ≤%v",
-				rate, name, rr.p50, rr.p99, rr.p999, rr.max, rr.sent, rr.failed, ev.runqWait, ev.steal, ev.gcPauses, ev.gcPauseMax, ev.schedP999, ev.schedMax)
+			r.logf("constant %.0f req/s  %-10s p50 %v p99 %v p99.9 %v max %v  sent %d failed %d  busy %.0f%% run-queue wait %v steal %v GC pauses %.0f (max ≤%v) sched p99.9 ≤%v max ≤%v",
+				rate, name, rr.p50, rr.p99, rr.p999, rr.max, rr.sent, rr.failed, 100*ev.busy, ev.runqWait, ev.steal, ev.gcPauses, ev.gcPauseMax, ev.schedP999, ev.schedMax)
 			out = append(out, rr)
 		}
 	}

@@ -68,6 +68,7 @@ type runner struct {
 type result struct {
 	scenario, system string
 	rps, cpuUs       float64
+	userUs, sysUs    float64 // cpuUs split: in the process, in the kernel for it
 	cpuRatio         float64 // to the scenario's anchor, median of paired rounds
 	cpuRatioMin      float64 // the lowest and highest round's
 	cpuRatioMax      float64
@@ -222,9 +223,8 @@ func (r *runner) build() error {
 	return nil
 }
 
-// cpuTicks is utime+stime of pid and its child processes' threads.
-func cpuTicks(pid int) int64 {
-	total := int64(0)
+// cpuTicks is utime and stime of pid and its child processes' threads.
+func cpuTicks(pid int) (user, sys int64) {
 	pids := append([]int{pid}, children(pid)...)
 	for _, p := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
@@ -235,9 +235,10 @@ func cpuTicks(pid int) int64 {
 		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 		u, _ := strconv.ParseInt(fields[11], 10, 64)
 		st, _ := strconv.ParseInt(fields[12], 10, 64)
-		total += u + st
+		user += u
+		sys += st
 	}
-	return total
+	return user, sys
 }
 
 func children(pid int) []int {
@@ -296,9 +297,9 @@ func (r *runner) wrk(pid int, url, script string, conns int, d time.Duration) (r
 	}
 	args = append(args, url)
 	cmd := exec.Command("taskset", append([]string{"-c", r.loadCPUs, "wrk"}, args...)...)
-	before := cpuTicks(pid)
+	userBefore, sysBefore := cpuTicks(pid)
 	out, err := r.output(cmd)
-	after := cpuTicks(pid)
+	userAfter, sysAfter := cpuTicks(pid)
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
@@ -330,7 +331,9 @@ func (r *runner) wrk(pid int, url, script string, conns int, d time.Duration) (r
 	}
 	res.requests = n
 	if n > 0 {
-		res.cpuUs = float64(after-before) / clockTicksPerSecond * 1e6 / n
+		res.userUs = float64(userAfter-userBefore) / clockTicksPerSecond * 1e6 / n
+		res.sysUs = float64(sysAfter-sysBefore) / clockTicksPerSecond * 1e6 / n
+		res.cpuUs = res.userUs + res.sysUs
 	}
 	return res, nil
 }

@@ -141,13 +141,16 @@ type stallProbe struct {
 	admin      string // edgeproxy's admin address, "" for nginx
 	wait       time.Duration
 	steal      int64
+	cpu        int64 // the SUT's utime+stime, ticks
+	started    time.Time
 	histograms map[string]histogram
 }
 
 var stallHistograms = []string{"go_gc_pauses_seconds", "go_sched_latencies_seconds"}
 
 func startProbe(pid int, admin string) *stallProbe {
-	p := &stallProbe{pid: pid, admin: admin, wait: runqWait(pid), steal: stealTicks()}
+	user, sys := cpuTicks(pid)
+	p := &stallProbe{pid: pid, admin: admin, wait: runqWait(pid), steal: stealTicks(), cpu: user + sys, started: time.Now()}
 	if admin != "" {
 		p.histograms = scrapeHistograms(admin, stallHistograms...)
 	}
@@ -156,17 +159,22 @@ func startProbe(pid int, admin string) *stallProbe {
 
 // stallEvidence is what a constant-rate run's probe found.
 type stallEvidence struct {
-	runqWait            time.Duration // the SUT runnable, not running
-	steal               time.Duration // the machine's steal time, all CPUs
+	runqWait time.Duration // the SUT runnable, not running
+	steal    time.Duration // the machine's steal time, all CPUs
+	// busy is the SUT's CPU time over the run's wall time: near 1 on one
+	// core, a stall's backlog drains slowly and every later request waits.
+	busy                float64
 	gcPauses            float64       // stop-the-world pauses (two per GC)
 	gcPauseMax          time.Duration // bucket bound
 	schedP999, schedMax time.Duration // goroutine wait for a thread, bucket bounds
 }
 
 func (p *stallProbe) finish() stallEvidence {
+	user, sys := cpuTicks(p.pid)
 	e := stallEvidence{
 		runqWait: runqWait(p.pid) - p.wait,
 		steal:    time.Duration(stealTicks()-p.steal) * time.Second / clockTicksPerSecond,
+		busy:     float64(user+sys-p.cpu) / clockTicksPerSecond / time.Since(p.started).Seconds(),
 	}
 	if p.admin != "" {
 		after := scrapeHistograms(p.admin, stallHistograms...)

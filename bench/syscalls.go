@@ -23,6 +23,10 @@ type syscallResult struct {
 	// (all processes on them, perf stat -a), per request; -1: not counted.
 	// A write that wakes a reader sleeping on the other core sends one.
 	ipisSent, ipisTaken float64
+	// CPU per request of the same run, in user space and in the kernel
+	// (utime and stime from /proc; perf's tracepoints add a little to the
+	// kernel's share).
+	userUs, sysUs float64
 }
 
 func (x syscallResult) other() float64 {
@@ -70,8 +74,8 @@ func (r *runner) syscalls(systems map[string]system, scenarios []scenario) ([]sy
 			if err != nil {
 				return nil, fmt.Errorf("syscalls %s / %s: %w", sc.name, sysName, err)
 			}
-			r.logf("syscalls %-12s %-10s per request: %.2f (reads %.2f, writes %.2f, epoll waits %.2f, epoll_ctl %.2f, futex+nanosleep %.2f), %.2f context switches, IPIs sent %s, taken %s",
-				sc.name, sysName, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches, perRequest(x.ipisSent), perRequest(x.ipisTaken))
+			r.logf("syscalls %-12s %-10s per request: %.1f µs user, %.1f µs kernel, %.2f (reads %.2f, writes %.2f, epoll waits %.2f, epoll_ctl %.2f, futex+nanosleep %.2f), %.2f context switches, IPIs sent %s, taken %s",
+				sc.name, sysName, x.userUs, x.sysUs, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.switches, perRequest(x.ipisSent), perRequest(x.ipisTaken))
 			out = append(out, x)
 		}
 	}
@@ -123,6 +127,7 @@ func (r *runner) syscallsOnce(sys system, sc scenario) (syscallResult, error) {
 	}
 	x := parsePerfStat(perfOut.String(), res.requests)
 	x.scenario, x.system = sc.name, sys.name
+	x.userUs, x.sysUs = res.userUs, res.sysUs
 	x.ipisSent, x.ipisTaken = parseIPIs(ipiOut.String(), cpuNames(r.sutCPUs), res.requests)
 	if x.all == 0 {
 		return x, fmt.Errorf("perf stat counted nothing:\n%s", perfOut.String())
@@ -227,10 +232,10 @@ func syscallTable(xs []syscallResult) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\n## System calls per request\n\nCounted by `perf stat` (the `raw_syscalls` and `syscalls` tracepoints, and context switches) in the process and its children while wrk saturates it, divided by the requests wrk completed; one run each. Reads are read, readv, recvfrom and recvmsg; writes are write, writev, sendto, sendmsg and sendfile; futex and nanosleep are the Go runtime waking and parking its threads. *IPIs sent* and *taken* are the inter-processor interrupts of the system's own cores (everything on them, `perf stat -a`): a write that wakes a reader sleeping on the load's core sends one, and on a virtual machine each costs the sender a trip through the hypervisor.\n\n| scenario | system | system calls | reads | writes | epoll waits | epoll_ctl | futex + nanosleep | other | context switches | IPIs sent | IPIs taken |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n## System calls per request\n\nCounted by `perf stat` (the `raw_syscalls` and `syscalls` tracepoints, and context switches) in the process and its children while wrk saturates it, divided by the requests wrk completed; one run each. Reads are read, readv, recvfrom and recvmsg; writes are write, writev, sendto, sendmsg and sendfile; futex and nanosleep are the Go runtime waking and parking its threads. *IPIs sent* and *taken* are the inter-processor interrupts of the system's own cores (everything on them, `perf stat -a`): a write that wakes a reader sleeping on the load's core sends one, and on a virtual machine each costs the sender a trip through the hypervisor. *User* and *kernel* are the same run's CPU per request in the process and in the kernel on its behalf (utime and stime from /proc, clock-tick sampled; the tracepoints add a little to the kernel's share).\n\n| scenario | system | user µs | kernel µs | system calls | reads | writes | epoll waits | epoll_ctl | futex + nanosleep | other | context switches | IPIs sent | IPIs taken |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range xs {
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
-			x.scenario, x.system, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.other(), x.switches, perRequest(x.ipisSent), perRequest(x.ipisTaken))
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
+			x.scenario, x.system, x.userUs, x.sysUs, x.all, x.reads, x.writes, x.waits, x.ctl, x.futex, x.other(), x.switches, perRequest(x.ipisSent), perRequest(x.ipisTaken))
 	}
 	return b.String()
 }
