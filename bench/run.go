@@ -350,13 +350,23 @@ func (r *runner) constantRate(systems map[string]system) ([]rateResult, error) {
 				admin = r.edgeAdmin
 			}
 			probe := startProbe(cmd.Process.Pid, admin)
+			profiled := make(chan error, 1)
+			if r.s.profile != "" && name == "edgeproxy" {
+				go func() { profiled <- r.cpuProfile(fmt.Sprintf("constant rate %d", round+1)) }()
+			} else {
+				profiled <- nil
+			}
 			lg := exec.Command("taskset", "-c", r.loadCPUs, r.benchBin, "-loadgen", "http://"+addr+"/size/128",
 				fmt.Sprintf("%.0f", rate), r.s.duration.String(), "64")
 			b, err := r.output(lg)
 			ev := probe.finish()
+			perr := <-profiled
 			r.stop(cmd)
 			if err != nil {
 				return nil, fmt.Errorf("loadgen: %v\n%s", err, b)
+			}
+			if perr != nil {
+				return nil, fmt.Errorf("profile of the constant rate: %w", perr)
 			}
 			var rr rateResult
 			if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d %d %d %d %d %d %d", &rr.sent, &rr.failed, &rr.missed,
