@@ -81,7 +81,7 @@ func (r *runner) report(scenarios []scenario, rate []rateResult, idle []idleResu
 		" wrk, the upstream, Redis and the load generators share CPU %s. Each system is started fresh for each run, warmed up for %v, then"+
 		" measured for %v; runs alternate between systems, %d round(s); the table gives medians, and the CPU vs anchor column is the median of each round's ratio (both runs of a round see the same machine speed), with the lowest and highest round's ratio beside it. CPU is the system's utime+stime from /proc"+
 		" divided by the requests wrk completed. Peak RSS is VmHWM of the run. Absolute numbers on a shared 2-core machine are noise;"+
-		" compare rows of the same run.\n\n", alone, r.sutCPUs, r.s.cores, r.s.cores, r.loadCPUs, r.s.warmup, r.s.duration, r.s.rounds)
+		" compare rows of the same run. nginx runs with glibc's heap trimming off (`GLIBC_TUNABLES`, bench/systems.go): otherwise on some of these virtual machines it gives its heap back with brk after every large response and pays several times its CPU for the TLB flushes.\n\n", alone, r.sutCPUs, r.s.cores, r.s.cores, r.loadCPUs, r.s.warmup, r.s.duration, r.s.rounds)
 	if r.selected("coupon nearby mixed") {
 		b.WriteString("*coupon nearby mixed* asks for " + fmt.Sprint(mixedPoints) + " different points in turn (internal/benchdata: around the sample's areas, fixed seed, radius 2 km, limit 20) over a denser data set of " +
 			fmt.Sprint(benchdata.DensePerArea*len(benchdata.Areas)) + " coupons, so that a search sees about 1,000 candidates; the bare server and nginx's cache answer the same requests with the same bytes.\n\n")
