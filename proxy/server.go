@@ -28,7 +28,8 @@ type Server struct {
 	access *AccessLog
 	now    func() time.Time
 
-	exchanges sync.Pool
+	exchanges    sync.Pool
+	relayBuffers sync.Pool // *[relayBufferSize]byte, while a streamed answer is copied
 
 	requestIDPrefix [16]byte // hex of 8 random bytes, unique per process
 	requestIDSeq    atomic.Uint64
