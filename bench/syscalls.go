@@ -50,6 +50,8 @@ func writesOf(x *syscallResult) *float64 { return &x.writes }
 var syscallScenarios = map[string][]string{
 	"pass 128 B":          {"edgeproxy", "nginx"},
 	"pass 4 KiB":          {"edgeproxy", "nginx"},
+	"pass 1 MiB":          {"edgeproxy", "nginx"},
+	"POST 64 KiB":         {"edgeproxy", "nginx"},
 	"coupon nearby mixed": {"edgeproxy", "bare fasthttp"},
 }
 
