@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -166,8 +167,16 @@ type requestBody struct {
 	r      io.Reader
 	limit  int64
 	n      int64
-	err    error // the client-side error, if any
+	err    error      // the client-side error, if any
+	relay  *sync.Pool // the Server's relay buffers
 }
+
+// SupportsBodyWriteTo and WriteTo make fasthttp's client hand the copy of
+// a streamed upload to relay: in 64 KiB reads and writes, not in 4 KiB
+// chunks each flushed (chunked) or 16 KiB writes (fixed length).
+func (b *requestBody) SupportsBodyWriteTo() bool { return true }
+
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) { return relay(w, b, b.relay) }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	if b.err != nil {
@@ -221,23 +230,18 @@ func (b *responseBody) Read(p []byte) (int, error) {
 }
 
 // relayBufferSize is how much of a streamed body one read takes and one
-// write passes on, as nginx's proxy buffers of 64k: through the server's
-// 16 KiB write buffer (bufio.Writer.ReadFrom, fasthttp's copy without
-// WriteTo) a 1 MiB answer took 66 reads and 66 writes, nginx's 16 and 4.
+// write passes on, as nginx's proxy buffers of 64k. Without a WriteTo,
+// fasthttp copies a fixed-length body one write buffer (16 KiB) at a time
+// (bufio.Writer.ReadFrom) and a chunked one in 4 KiB chunks, each flushed:
+// a 1 MiB answer took 66 reads and 66 writes, nginx's 16 and 4.6.
 const relayBufferSize = 64 << 10
 
-// SupportsBodyWriteTo and WriteTo make fasthttp hand the copy to the body
-// (fasthttp.BodyWriterTo), for fixed-length and chunked answers alike.
-func (b *responseBody) SupportsBodyWriteTo() bool { return true }
-
-// WriteTo copies the body to w through a pooled relayBufferSize buffer.
-// A write that finds the server's buffer empty goes to the socket whole;
-// small bodies pay one copy more than a read into that buffer would.
-func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
-	if b.resp == nil {
-		return 0, nil // handed over or dropped (cache.go, compress.go)
-	}
-	pool := &b.ex.srv.relayBuffers
+// relay copies r to w through a buffer from pool (*[relayBufferSize]byte),
+// passing on each read as it comes. A write that finds the server's or
+// client's write buffer empty goes to the socket whole, and a chunked body
+// gets a chunk (flushed) per read; small bodies pay one copy more than a
+// read into the write buffer would.
+func relay(w io.Writer, r io.Reader, pool *sync.Pool) (int64, error) {
 	buf, ok := pool.Get().(*[relayBufferSize]byte)
 	if !ok {
 		buf = new([relayBufferSize]byte)
@@ -245,7 +249,7 @@ func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
 	defer pool.Put(buf)
 	var total int64
 	for {
-		n, err := b.Read(buf[:])
+		n, err := r.Read(buf[:])
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
@@ -260,6 +264,17 @@ func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// SupportsBodyWriteTo and WriteTo make fasthttp hand the copy of the
+// answer's body to relay (fasthttp.BodyWriterTo).
+func (b *responseBody) SupportsBodyWriteTo() bool { return true }
+
+func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
+	if b.resp == nil {
+		return 0, nil // handed over or dropped (cache.go, compress.go)
+	}
+	return relay(w, b, &b.ex.srv.relayBuffers)
 }
 
 // CloseWithError implements fasthttp.ReadCloserWithError; err is the error

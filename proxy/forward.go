@@ -122,12 +122,12 @@ func (s *Server) attachRequestBody(out *fasthttp.Request, ctx *fasthttp.RequestC
 		case whole:
 			out.SetBodyRaw(ex.body) // forwarded with a Content-Length
 		default:
-			ex.reqBody = requestBody{prefix: ex.body, r: ctx.RequestBodyStream(), limit: limit}
+			ex.reqBody = requestBody{prefix: ex.body, r: ctx.RequestBodyStream(), limit: limit, relay: &s.relayBuffers}
 			out.SetBodyStream(&ex.reqBody, -1)
 			return false, true
 		}
 	default:
-		ex.reqBody = requestBody{r: ctx.RequestBodyStream(), limit: limit}
+		ex.reqBody = requestBody{r: ctx.RequestBodyStream(), limit: limit, relay: &s.relayBuffers}
 		out.SetBodyStream(&ex.reqBody, cl)
 		return false, true
 	}
