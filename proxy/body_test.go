@@ -262,72 +262,39 @@ func TestSlowClientIsCutOffWhileOthersAreServed(t *testing.T) {
 func TestLargeAnswersRelayedWhole(t *testing.T) {
 	const size = 3*relayBufferSize + 12345
 	body, _ := io.ReadAll(&patternReader{left: size})
-	sum := sha256.Sum256(body)
-	want := hex.EncodeToString(sum[:])
-
-	up := rawUpstream(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
+	up := pathUpstream(t, func(c net.Conn, path string) bool {
+		switch path {
+		case "/fixed":
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			c.Write(body)
+		case "/chunked":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			rest := body
+			for i, step := 0, 1; len(rest) > 0; i++ {
+				n := min(len(rest), step)
+				fmt.Fprintf(c, "%x\r\n%s\r\n", n, rest[:n])
+				rest = rest[n:]
+				step = []int{1, 1000, relayBufferSize + 1, 77, 3 * relayBufferSize}[i%5]
 			}
-			switch req.URL.Path {
-			case "/fixed":
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
-				c.Write(body)
-			case "/chunked":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-				rest := body
-				for i, step := 0, 1; len(rest) > 0; i++ {
-					n := min(len(rest), step)
-					fmt.Fprintf(c, "%x\r\n%s\r\n", n, rest[:n])
-					rest = rest[n:]
-					step = []int{1, 1000, relayBufferSize + 1, 77, 3 * relayBufferSize}[i%5]
-				}
-				io.WriteString(c, "0\r\n\r\n")
-			case "/close":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-				c.Write(body)
-				return
-			case "/small":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall")
-			}
+			io.WriteString(c, "0\r\n\r\n")
+		case "/close":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+			c.Write(body)
+			return false
+		case "/small":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall")
 		}
+		return true
 	})
 	addr, _ := oneRoute(t, testUpstreamOptions(up))
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	br := bufio.NewReader(c)
-	get := func(path string) (*http.Response, []byte) {
-		t.Helper()
-		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s: body: %v", path, err)
-		}
-		return resp, b
-	}
+	k := dialKeepAlive(t, addr)
 	for _, path := range []string{"/fixed", "/chunked", "/close"} {
-		resp, b := get(path)
-		sum := sha256.Sum256(b)
-		if len(b) != size || hex.EncodeToString(sum[:]) != want {
-			t.Errorf("GET %s: %d bytes (want %d), sha256 %x (want %s)", path, len(b), size, sum, want)
+		if status, got := k.get(t, path); status != 200 || got != string(body) {
+			t.Errorf("GET %s: %d, %d bytes (want %d), the same bytes: %v", path, status, len(got), size, got == string(body))
 		}
-		if path != "/fixed" && resp.ContentLength != -1 {
-			t.Errorf("GET %s: relayed with Content-Length %d, want chunked", path, resp.ContentLength)
-		}
-		if _, b := get("/small"); string(b) != "small" {
-			t.Errorf("after GET %s: the next answer on the connection was %q", path, b)
+		if _, got := k.get(t, "/small"); got != "small" {
+			t.Errorf("after GET %s: the next answer on the connection was %q", path, got)
 		}
 	}
 }

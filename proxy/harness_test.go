@@ -201,6 +201,21 @@ func (r *recorder) count() int {
 
 // rawUpstream serves each accepted connection with fn, for upstreams that
 // misbehave in ways net/http will not.
+// pathUpstream is a raw keep-alive upstream: answer writes the answer to
+// each request on a connection, by path, and returns false to close it.
+func pathUpstream(t testing.TB, answer func(c net.Conn, path string) bool) string {
+	t.Helper()
+	return rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil || !answer(c, req.URL.Path) {
+				return
+			}
+		}
+	})
+}
+
 func rawUpstream(t testing.TB, fn func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
