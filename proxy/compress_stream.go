@@ -29,13 +29,8 @@ func (z *coder) startStream(src responseBody, remaining int64) {
 // writes each Read as a chunk and flushes it: an event the upstream sends
 // reaches the client without waiting for the next.
 func (z *coder) Read(p []byte) (int, error) {
-	for len(z.pending) == 0 {
-		if z.done {
-			return 0, io.EOF
-		}
-		if err := z.fill(); err != nil {
-			return 0, err
-		}
+	if err := z.refill(); err != nil {
+		return 0, err
 	}
 	n := copy(p, z.pending)
 	z.pending = z.pending[n:]
@@ -52,13 +47,11 @@ func (z *coder) SupportsBodyWriteTo() bool { return true }
 func (z *coder) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		for len(z.pending) == 0 {
-			if z.done {
-				return total, nil
-			}
-			if err := z.fill(); err != nil {
-				return total, err
-			}
+		switch err := z.refill(); {
+		case err == io.EOF:
+			return total, nil
+		case err != nil:
+			return total, err
 		}
 		n, err := w.Write(z.pending)
 		z.pending = z.pending[n:]
@@ -68,6 +61,20 @@ func (z *coder) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// refill makes pending hold compressed bytes, reading the upstream as
+// often as that takes; io.EOF once the stream has ended.
+func (z *coder) refill() error {
+	for len(z.pending) == 0 {
+		if z.done {
+			return io.EOF
+		}
+		if err := z.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fill reads the upstream once and compresses what came into pending.

@@ -199,8 +199,6 @@ func (r *recorder) count() int {
 	return len(r.reqs)
 }
 
-// rawUpstream serves each accepted connection with fn, for upstreams that
-// misbehave in ways net/http will not.
 // pathUpstream is a raw keep-alive upstream: answer writes the answer to
 // each request on a connection, by path, and returns false to close it.
 func pathUpstream(t testing.TB, answer func(c net.Conn, path string) bool) string {
@@ -216,6 +214,8 @@ func pathUpstream(t testing.TB, answer func(c net.Conn, path string) bool) strin
 	})
 }
 
+// rawUpstream serves each accepted connection with fn, for upstreams that
+// misbehave in ways net/http will not.
 func rawUpstream(t testing.TB, fn func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -29,7 +29,7 @@ type Server struct {
 	now    func() time.Time
 
 	exchanges    sync.Pool
-	relayBuffers sync.Pool // *[relayBufferSize]byte, while a streamed answer is copied
+	relayBuffers relayPool // while a streamed body is copied (exchange.go)
 
 	requestIDPrefix [16]byte // hex of 8 random bytes, unique per process
 	requestIDSeq    atomic.Uint64

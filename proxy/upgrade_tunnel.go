@@ -28,7 +28,7 @@ type tunnelSet struct {
 	toUp     atomic.Uint64 // bytes client → upstream, all tunnels
 	toClient atomic.Uint64 // bytes upstream → client
 
-	buffers sync.Pool // *[tunnelBufferSize]byte
+	buffers bufferPool[[tunnelBufferSize]byte]
 
 	mu     sync.Mutex // guards set, closed
 	set    map[*tunnel]struct{}
@@ -119,13 +119,6 @@ func (ts *tunnelSet) status() TunnelStatus {
 		BytesToUpstream: ts.toUp.Load(), BytesToClient: ts.toClient.Load()}
 }
 
-func (ts *tunnelSet) buffer() *[tunnelBufferSize]byte {
-	if b, ok := ts.buffers.Get().(*[tunnelBufferSize]byte); ok {
-		return b
-	}
-	return new([tunnelBufferSize]byte)
-}
-
 // tunnel is one upgraded connection pair. It is run by fasthttp's hijack
 // goroutine, which copies client → upstream while a second goroutine
 // copies upstream → client. The idle timer and shutdown may close it from
@@ -195,8 +188,8 @@ func (t *tunnel) run(ctx *fasthttp.RequestCtx, c net.Conn) {
 // pipe copies src to dst until src ends. A clean end (EOF) is passed on
 // as a half-close, so the peer still may answer; an error ends the tunnel.
 func (t *tunnel) pipe(dst net.Conn, src io.Reader, n *atomic.Int64, total *atomic.Uint64) {
-	buf := t.ts.buffer()
-	defer t.ts.buffers.Put(buf)
+	buf := t.ts.buffers.get()
+	defer t.ts.buffers.put(buf)
 	for {
 		nr, err := src.Read(buf[:])
 		if nr > 0 {
